@@ -211,7 +211,10 @@ impl RegistrationEntry {
             ));
         }
         if self.hint.chars().any(char::is_control) {
-            return Err(EntryError::field("hint", "hint contains a control character"));
+            return Err(EntryError::field(
+                "hint",
+                "hint contains a control character",
+            ));
         }
         Ok(())
     }
@@ -248,7 +251,10 @@ impl RegistrationEntry {
         let federates_with = raw
             .federates_with
             .iter()
-            .map(|td| td.parse().map_err(|e| EntryError::field("federates_with", e)))
+            .map(|td| {
+                td.parse()
+                    .map_err(|e| EntryError::field("federates_with", e))
+            })
             .collect::<Result<Vec<TrustDomain>, _>>()?;
         let x509_svid_ttl = ttl("x509_svid_ttl", raw.x509_svid_ttl)?;
         let jwt_svid_ttl = ttl("jwt_svid_ttl", raw.jwt_svid_ttl)?;
@@ -321,7 +327,9 @@ fn validate_dns_name(name: &str) -> Result<(), String> {
         return Err("DNS name is empty".into());
     }
     if name.len() > MAX_DNS_NAME_LEN {
-        return Err(format!("{name:?} is longer than {MAX_DNS_NAME_LEN} characters"));
+        return Err(format!(
+            "{name:?} is longer than {MAX_DNS_NAME_LEN} characters"
+        ));
     }
     let rest = name.strip_prefix("*.").unwrap_or(name);
     for label in rest.split('.') {
@@ -331,7 +339,9 @@ fn validate_dns_name(name: &str) -> Result<(), String> {
             && !label.ends_with('-')
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !ok {
-            return Err(format!("{name:?} is not a valid DNS name (label {label:?})"));
+            return Err(format!(
+                "{name:?} is not a valid DNS name (label {label:?})"
+            ));
         }
     }
     Ok(())

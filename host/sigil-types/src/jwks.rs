@@ -132,7 +132,7 @@ impl Bundle {
                     let cert_params = cert_key_params(&der).map_err(&err)?;
                     if cert_params != key.params {
                         return Err(err(
-                            "key parameters do not match the x5c certificate's key".into(),
+                            "key parameters do not match the x5c certificate's key".into()
                         ));
                     }
                     bundle.x509_authorities.push(X509Authority {
@@ -223,7 +223,9 @@ fn spki_params(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyParams, String> {
 /// A DER SubjectPublicKeyInfo from JWK parameters.
 fn jwk_to_spki(params: &KeyParams) -> Result<Vec<u8>, String> {
     let decode = |name: &str, v: &Option<String>| -> Result<Vec<u8>, String> {
-        let v = v.as_deref().ok_or(format!("{} key has no {name:?}", params.kty))?;
+        let v = v
+            .as_deref()
+            .ok_or(format!("{} key has no {name:?}", params.kty))?;
         URL_SAFE_NO_PAD
             .decode(v)
             .map_err(|e| format!("{name:?} is not base64url: {e}"))

@@ -43,7 +43,11 @@ impl Selector {
         if value.is_empty() {
             return Err(SelectorError::EmptyValue);
         }
-        if selector_type.chars().chain(value.chars()).any(char::is_control) {
+        if selector_type
+            .chars()
+            .chain(value.chars())
+            .any(char::is_control)
+        {
             return Err(SelectorError::ControlChar);
         }
         Ok(Self {
