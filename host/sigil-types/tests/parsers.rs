@@ -1,5 +1,9 @@
 //! Property tests for every parser in sigil-types: round trips, and agreement with an
 //! independent reading of the spec on arbitrary input.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is a test failure with its message"
+)]
 
 use std::sync::OnceLock;
 
@@ -163,9 +167,11 @@ fn raw_entry_parses_and_canonicalizes() {
     assert!(!entry.id.as_str().is_empty());
 }
 
+type Mutation = Box<dyn Fn(&mut RawEntry<'static>)>;
+
 #[test]
 fn raw_entry_errors_name_the_field() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut RawEntry<'static>)>)> = vec![
+    let cases: Vec<(&str, Mutation)> = vec![
         ("id", Box::new(|r| r.id = "bad id")),
         (
             "spiffe_id",
