@@ -45,6 +45,7 @@
 //! query text, row mapping and validation (module `sql`); they differ only in how they run a
 //! transaction and in a handful of column types.
 
+mod ca_storage;
 mod datastore;
 mod error;
 pub mod postgres;
@@ -55,6 +56,7 @@ mod types;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use ca_storage::DataStoreCaStorage;
 pub use datastore::DataStore;
 pub use error::{Error, ObjectKind, Result};
 pub use types::{

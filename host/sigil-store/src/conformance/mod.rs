@@ -21,6 +21,7 @@
 
 mod agents;
 mod bundles;
+mod ca;
 mod entries;
 mod entry_lists;
 mod events;
@@ -37,6 +38,7 @@ use crate::{DataStore, Result};
 
 pub use agents::*;
 pub use bundles::*;
+pub use ca::*;
 pub use entries::*;
 pub use entry_lists::*;
 pub use events::*;
@@ -186,6 +188,7 @@ macro_rules! persistence_conformance_tests {
             reopen_keeps_data,
             migrations_are_idempotent_on_reopen,
             schema_too_new_is_refused,
+            ca_rotation_survives_restarts,
         );
     };
 }

@@ -1,0 +1,59 @@
+# Shared set-up for the README's commands: install what a fresh machine lacks, loudly.
+# Sourced, not run.
+
+step() { printf '\n==> %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+    command -v apt-get >/dev/null || die "need $* but apt-get is not available; install it by hand"
+    if [ -z "${SIGIL_APT_UPDATED:-}" ]; then
+        apt-get update -qq || die "apt-get update failed"
+        SIGIL_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+prepare_toolchain() {
+    command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+    local installed
+    installed=$(rustup component list --installed 2>/dev/null || true)
+    for component in rustfmt clippy; do
+        if ! grep -q "^$component" <<<"$installed"; then
+            step "installing rustup component $component"
+            rustup component add "$component"
+        fi
+    done
+    # The built-in plugins are compiled for this target.
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        step "installing rustup target wasm32-wasip2"
+        rustup target add wasm32-wasip2
+    fi
+}
+
+# PostgreSQL backs half of the datastore tests; they fail (never skip) without it.
+prepare_postgres() {
+    export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+    if ! command -v pg_ctlcluster >/dev/null; then
+        step "installing PostgreSQL"
+        apt_install postgresql
+    fi
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        step "starting PostgreSQL"
+        local version
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        pg_ctlcluster --skip-systemctl-redirect "$version" main start \
+            || die "could not start PostgreSQL $version"
+    fi
+    for _ in $(seq 1 30); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 1
+    done
+    pg_isready -q -h 127.0.0.1 -p 5432 || die "PostgreSQL is not accepting connections on 127.0.0.1:5432"
+    psql "$DATABASE_URL" -qtAc 'select 1' >/dev/null \
+        || die "cannot connect to $DATABASE_URL (is trust auth set up for 127.0.0.1?)"
+}
+
+# The CA tests verify minted SVIDs with `openssl verify -x509_strict`.
+prepare_openssl() {
+    command -v openssl >/dev/null || { step "installing openssl"; apt_install openssl; }
+}
