@@ -15,6 +15,14 @@ cargo fmt --all --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# plugins/ is its own workspace (built for wasm32-wasip2 by sigil-plugins' build script), so
+# the workspace-wide commands above do not reach it.
+step "plugins workspace: fmt, clippy (wasm32-wasip2), unit tests"
+cargo fmt --all --check --manifest-path plugins/Cargo.toml
+cargo clippy --manifest-path plugins/Cargo.toml --locked --target wasm32-wasip2 --all-targets \
+    --target-dir target/wasm -- -D warnings
+cargo test --manifest-path plugins/Cargo.toml --locked --target-dir target/wasm
+
 step "cargo test (DATABASE_URL=$DATABASE_URL)"
 cargo test --workspace --locked --no-fail-fast
 

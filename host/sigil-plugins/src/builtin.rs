@@ -1,0 +1,34 @@
+//! The built-in plugins, compiled for `wasm32-wasip2` by the build script and embedded, so
+//! a default install needs no plugin files.
+
+/// The built-in `unix` workload attestor.
+const UNIX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/unix.wasm"));
+/// The built-in `k8s_template` SPIFFE-ID renderer.
+const K8S_TEMPLATE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_template.wasm"));
+
+/// The built-in `disk` bundle publisher.
+const DISK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/disk.wasm"));
+
+/// The built-in workload attestor named `name`.
+pub(crate) fn workload_attestor(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "unix" => Some(UNIX),
+        _ => None,
+    }
+}
+
+/// The built-in SPIFFE-ID renderer named `name`.
+pub(crate) fn id_renderer(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "k8s_template" => Some(K8S_TEMPLATE),
+        _ => None,
+    }
+}
+
+/// The built-in bundle publisher named `name`.
+pub(crate) fn bundle_publisher(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "disk" => Some(DISK),
+        _ => None,
+    }
+}

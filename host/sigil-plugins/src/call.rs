@@ -1,0 +1,131 @@
+//! One call into a plugin: a fresh `Store` with the call's limits, and the mapping of
+//! whatever stopped the call to the error a user can act on.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use sigil_types::TrustDomain;
+use wasmtime::{Store, Trap};
+
+use crate::bindings::describe;
+use crate::bindings::workload::sigil::plugin::types::PluginError as WitPluginError;
+use crate::engine::{Profile, ProfileEngine};
+use crate::error::PluginError;
+use crate::limits::Limits;
+use crate::state::CallState;
+
+/// What every loaded plugin keeps: its name, trust domain, `plugin_data`, limits, and the
+/// engine of its profile.
+#[derive(Clone)]
+pub(crate) struct Core {
+    pub(crate) name: Arc<str>,
+    pub(crate) trust_domain: TrustDomain,
+    pub(crate) data: Arc<str>,
+    pub(crate) limits: Limits,
+    pub(crate) engine: ProfileEngine,
+    pub(crate) profile: Profile,
+}
+
+impl Core {
+    /// A fresh store for one call.
+    pub(crate) fn store(&self) -> Result<Store<CallState>, PluginError> {
+        new_store(&self.engine, self.profile, &self.name, &self.limits)
+    }
+
+    /// Instantiation failed: not the plugin's fault (a full pool, say).
+    pub(crate) fn cannot_instantiate(&self, error: &wasmtime::Error) -> PluginError {
+        PluginError::Host(format!(
+            "plugin {}: cannot instantiate: {error:#}",
+            self.name
+        ))
+    }
+
+    /// The plugin returned an error of its own.
+    pub(crate) fn failed(&self, error: &WitPluginError) -> PluginError {
+        self.failed_with(describe(error))
+    }
+
+    /// The plugin returned an error of its own, already described.
+    pub(crate) fn failed_with(&self, reason: String) -> PluginError {
+        PluginError::Plugin {
+            plugin: self.name.to_string(),
+            reason,
+        }
+    }
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("trust_domain", &self.trust_domain)
+            .field("profile", &self.profile)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh store: the deny-all WASI context, the memory limiter, and the CPU budget of the
+/// engine's profile (epoch deadline or fuel).
+fn new_store(
+    engine: &ProfileEngine,
+    profile: Profile,
+    plugin: &Arc<str>,
+    limits: &Limits,
+) -> Result<Store<CallState>, PluginError> {
+    let mut store = Store::new(&engine.engine, CallState::new(plugin.clone(), limits));
+    store.limiter(|state| &mut state.limiter);
+    match profile {
+        Profile::Io => {
+            store.set_epoch_deadline(limits.epoch_ticks());
+            store.epoch_deadline_trap();
+            store.data_mut().deadline = Instant::now().checked_add(limits.cpu);
+        }
+        Profile::Pure => {
+            store
+                .set_fuel(limits.fuel)
+                .map_err(|e| PluginError::Host(format!("cannot set fuel: {e}")))?;
+        }
+    }
+    Ok(store)
+}
+
+/// Run `call` on `store`, flush what the plugin printed to the log, and turn a failure into
+/// the error of the limit it hit, or a trap carrying the plugin's name and its last words
+/// on stderr.
+pub(crate) fn run<R>(
+    store: &mut Store<CallState>,
+    core: &Core,
+    call: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
+) -> Result<R, PluginError> {
+    let (profile, limits) = (core.profile, &core.limits);
+    let result = call(store);
+    let stderr = store.data().flush_output();
+    let error = match result {
+        Ok(value) => return Ok(value),
+        Err(error) => error,
+    };
+    let plugin = store.data().plugin.to_string();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt | Trap::OutOfFuel) => {
+            let budget = match profile {
+                Profile::Io => format!("{} ms", limits.cpu.as_millis()),
+                Profile::Pure => format!("{} fuel", limits.fuel),
+            };
+            return Err(PluginError::CpuBudgetExceeded { plugin, budget });
+        }
+        _ if store.data().limiter.hit => {
+            return Err(PluginError::MemoryLimit {
+                plugin,
+                limit_bytes: limits.memory_bytes,
+            });
+        }
+        _ => {}
+    }
+    let mut reason = format!("{error:#}");
+    if !stderr.is_empty() {
+        reason.push_str("; stderr: ");
+        reason.push_str(&stderr);
+    }
+    Err(PluginError::Trap { plugin, reason })
+}

@@ -1,0 +1,119 @@
+//! Per-call limits and the host-wide settings of the engines.
+
+use std::time::Duration;
+
+/// What one plugin call may use. Every limit has its own error: CPU →
+/// [`PluginError::CpuBudgetExceeded`](crate::PluginError::CpuBudgetExceeded), memory →
+/// [`PluginError::MemoryLimit`](crate::PluginError::MemoryLimit), outputs →
+/// [`PluginError::InvalidOutput`](crate::PluginError::InvalidOutput).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Wall-clock budget of one call of an I/O-capable plugin (attestors), checked by epoch
+    /// interruption every [`EPOCH_TICK`]: a call is stopped between `cpu` and
+    /// `cpu + EPOCH_TICK` after it started. Time spent in host calls counts.
+    pub cpu: Duration,
+    /// Fuel budget of one call of a pure plugin (renderers): about one unit per WebAssembly
+    /// instruction, so the same input always stops at the same point.
+    pub fuel: u64,
+    /// Linear memory one instance may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Most selectors one attestation may return.
+    pub max_selectors: usize,
+    /// Longest selector value (without the type), in bytes.
+    pub max_selector_len: usize,
+    /// Longest node-attestation message (payload, challenge, answer, challenge state), in
+    /// bytes.
+    pub max_message_bytes: usize,
+    /// Most bytes one bundle publisher `write` may carry.
+    pub max_publish_bytes: usize,
+}
+
+/// How often the epoch of the I/O engine advances.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            cpu: Duration::from_millis(100),
+            fuel: 100_000_000,
+            memory_bytes: 64 << 20,
+            max_selectors: 256,
+            max_selector_len: 1024,
+            max_message_bytes: 64 << 10,
+            max_publish_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with a CPU budget of `cpu` for I/O-capable plugins.
+    #[must_use]
+    pub fn with_cpu(mut self, cpu: Duration) -> Self {
+        self.cpu = cpu;
+        self
+    }
+
+    /// These limits with a fuel budget of `fuel` for pure plugins.
+    #[must_use]
+    pub fn with_fuel(mut self, fuel: u64) -> Self {
+        self.fuel = fuel;
+        self
+    }
+
+    /// These limits with a memory limit of `bytes`.
+    #[must_use]
+    pub fn with_memory_bytes(mut self, bytes: usize) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// These limits with at most `count` selectors of at most `len` bytes each.
+    #[must_use]
+    pub fn with_selector_limits(mut self, count: usize, len: usize) -> Self {
+        self.max_selectors = count;
+        self.max_selector_len = len;
+        self
+    }
+
+    /// These limits with bundle publisher writes of at most `bytes`.
+    #[must_use]
+    pub fn with_max_publish_bytes(mut self, bytes: usize) -> Self {
+        self.max_publish_bytes = bytes;
+        self
+    }
+
+    /// The epoch deadline of a call, in ticks: the budget rounded up to whole ticks, plus
+    /// one, because the first tick may come at any moment after the call starts. A call is
+    /// so stopped between `cpu` and `cpu + EPOCH_TICK` after it started.
+    pub(crate) fn epoch_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_nanos().max(1);
+        let ticks = self.cpu.as_nanos().div_ceil(tick);
+        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+    }
+}
+
+/// Settings of the plugin host as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostConfig {
+    /// Instances that may exist at once per engine when the pooling allocator is used;
+    /// a call beyond that fails instead of waiting.
+    pub max_concurrent_calls: u32,
+    /// The largest [`Limits::memory_bytes`] any plugin may be given (the size of a pool
+    /// slot).
+    pub memory_ceiling: usize,
+    /// Use the pooling allocator if the address-space probe passes. When false, or when
+    /// the probe fails, instances are allocated on demand.
+    pub pooling: bool,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            max_concurrent_calls: 32,
+            memory_ceiling: 256 << 20,
+            pooling: true,
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Unit tests of the host's parsers and rules that need no plugin.
+
+use std::time::Duration;
+
+use crate::grants::{ID_RENDERER, WORKLOAD_ATTESTOR, is_granted};
+use crate::limits::Limits;
+use crate::process::{
+    DeadlinePassed, ProcRoots, ProcessFacts, container_id, name_for, parse_start_time, parse_status,
+};
+use crate::state::truncate;
+
+const STATUS: &str = "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\n\
+Uid:\t1000\t1001\t1000\t1000\nGid:\t100\t101\t100\t100\nGroups:\t4 24 27 \n";
+
+#[test]
+fn status_gives_effective_ids_and_groups() {
+    assert_eq!(parse_status(STATUS), Ok((1001, 101, vec![4, 24, 27])));
+}
+
+#[test]
+fn status_without_groups_has_none() {
+    let status = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n";
+    assert_eq!(parse_status(status), Ok((0, 0, vec![])));
+}
+
+#[test]
+fn status_without_ids_is_an_error() {
+    assert!(parse_status("Name:\tx\n").is_err_and(|e| e.contains("Uid")));
+    assert!(parse_status("Uid:\t1\t2\t3\t4\nGid:\tx\ty\n").is_err_and(|e| e.contains("Gid")));
+}
+
+#[test]
+fn start_time_is_field_22_even_with_spaces_in_the_command() {
+    let stat = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
+                1000000 200 18446744073709551615";
+    assert_eq!(parse_start_time(stat), Ok(987_654));
+    assert!(parse_start_time("1234 no-parens").is_err());
+    assert!(parse_start_time("1 (x) S 1").is_err());
+}
+
+#[test]
+fn names_come_from_passwd_and_group_lines() {
+    let passwd =
+        "# comment:x:5\nroot:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+    assert_eq!(name_for(passwd, 0).as_deref(), Some("root"));
+    assert_eq!(name_for(passwd, 1000).as_deref(), Some("alice"));
+    assert_eq!(name_for(passwd, 5), None, "comments are skipped");
+    assert_eq!(name_for(passwd, 42), None);
+    assert_eq!(name_for("broken line\n", 0), None);
+}
+
+#[test]
+fn container_ids_from_the_common_cgroup_forms() {
+    let id = "a".repeat(64);
+    for line in [
+        format!("0::/system.slice/docker-{id}.scope"),
+        format!("12:pids:/docker/{id}"),
+        format!("0::/kubepods.slice/kubepods-besteffort.slice/cri-containerd-{id}.scope"),
+        format!("0::/kubepods/burstable/pod1234/crio-{id}.scope"),
+    ] {
+        assert_eq!(container_id(&line), Some(id.clone()), "{line}");
+    }
+    assert_eq!(
+        container_id("0::/user.slice/user-1000.slice/session-2.scope"),
+        None
+    );
+    assert_eq!(container_id("garbage"), None);
+}
+
+#[test]
+fn facts_resolve_from_a_proc_tree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proc_dir = dir.path().join("proc/77");
+    let etc = dir.path().join("etc");
+    std::fs::create_dir_all(&proc_dir).expect("proc");
+    std::fs::create_dir_all(&etc).expect("etc");
+    let stat = "77 (app) S 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5555 0 0";
+    std::fs::write(proc_dir.join("stat"), stat).expect("stat");
+    std::fs::write(proc_dir.join("status"), STATUS).expect("status");
+    let id = "b".repeat(64);
+    std::fs::write(proc_dir.join("cgroup"), format!("0::/docker/{id}\n")).expect("cgroup");
+    std::fs::write(etc.join("passwd"), "bob:x:1001:101::/:/bin/sh\n").expect("passwd");
+    std::fs::write(etc.join("group"), "staff:x:101:\ncdrom:x:24:bob\n").expect("group");
+    let roots = ProcRoots {
+        proc: dir.path().join("proc"),
+        etc,
+    };
+
+    let facts = ProcessFacts::resolve_in(&roots, 77).expect("facts");
+    assert_eq!((facts.pid(), facts.uid(), facts.gid()), (77, 1001, 101));
+    assert_eq!(facts.supplementary_gids(), &[4, 24, 27]);
+    assert_eq!(facts.user_name(), Some("bob"));
+    assert_eq!(facts.group_name(101), Some("staff"));
+    assert_eq!(facts.group_name(24), Some("cdrom"));
+    assert_eq!(facts.group_name(4), None, "not in the group file");
+    assert_eq!(facts.group_name(0), None, "not a group of the process");
+    assert_eq!(facts.container_id(), Some(id));
+    assert!(facts.exe_path().is_err(), "no exe link in the fake tree");
+
+    // The PID now names another process: lazily read facts are refused.
+    std::fs::write(proc_dir.join("stat"), stat.replace("5555", "6666")).expect("stat");
+    assert!(
+        facts
+            .exe_sha256()
+            .is_err_and(|e| e.contains("exited") || e.contains("cannot read"))
+    );
+    assert!(ProcessFacts::resolve_in(&roots, 78).is_err(), "no such PID");
+}
+
+#[test]
+fn grants_follow_the_world() {
+    for kind in [WORKLOAD_ATTESTOR, ID_RENDERER] {
+        assert!(is_granted(kind, "wasi:cli/environment@0.2.6"));
+        assert!(is_granted(kind, "wasi:io/streams@0.2.0"));
+        assert!(is_granted(kind, "sigil:plugin/log@1.0.0"));
+        assert!(!is_granted(kind, "wasi:sockets/tcp@0.2.6"));
+        assert!(!is_granted(kind, "wasi:http/outgoing-handler@0.2.6"));
+        assert!(!is_granted(kind, "sigil:plugin/secrets@1.0.0"));
+    }
+    assert!(is_granted(
+        WORKLOAD_ATTESTOR,
+        "sigil:plugin/workload-facts@1.0.0"
+    ));
+    assert!(!is_granted(
+        ID_RENDERER,
+        "sigil:plugin/workload-facts@1.0.0"
+    ));
+}
+
+#[test]
+fn cpu_budget_rounds_up_to_whole_ticks() {
+    let ticks = |ms| {
+        Limits {
+            cpu: Duration::from_millis(ms),
+            ..Limits::default()
+        }
+        .epoch_ticks()
+    };
+    assert_eq!(ticks(100), 11, "ten whole ticks after a partial first one");
+    assert_eq!(ticks(101), 12);
+    assert_eq!(ticks(1), 2);
+    assert_eq!(ticks(0), 1, "a zero budget ends at the first tick");
+}
+
+#[test]
+fn truncate_cuts_at_character_boundaries() {
+    assert_eq!(truncate("héllo", 2), "h");
+    assert_eq!(truncate("héllo", 3), "hé");
+    assert_eq!(truncate("short", 100), "short");
+}
+
+#[test]
+fn hashing_the_executable_gives_up_at_the_deadline() {
+    let facts = ProcessFacts::resolve(std::process::id()).expect("own facts");
+    let past = std::time::Instant::now();
+    assert_eq!(facts.exe_sha256_until(Some(past)), Err(DeadlinePassed));
+    let full = facts.exe_sha256_until(None).expect("no deadline");
+    assert_eq!(full.map(|hex| hex.len()), Ok(64));
+}
