@@ -32,6 +32,19 @@ impl Core {
         new_store(&self.engine, self.profile, &self.name, &self.limits)
     }
 
+    /// Instantiates `pre` in a fresh store and calls its `configure` once, so a bad
+    /// `plugin_data` fails when the plugin is loaded, not at its first use.
+    pub(crate) fn check_configure<P: WorldPre>(&self, pre: &P) -> Result<(), PluginError> {
+        let mut store = self.store()?;
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| self.cannot_instantiate(&e))?;
+        run(&mut store, self, |store| {
+            P::call_configure(&instance, store, self.trust_domain.name(), &self.data)
+        })?
+        .map_err(|error| self.failed(&error))
+    }
+
     /// Instantiation failed: not the plugin's fault (a full pool, say).
     pub(crate) fn cannot_instantiate(&self, error: &wasmtime::Error) -> PluginError {
         PluginError::Host(format!(
@@ -128,4 +141,51 @@ pub(crate) fn run<R>(
         reason.push_str(&stderr);
     }
     Err(PluginError::Trap { plugin, reason })
+}
+
+/// What every world's generated `*Pre` offers in the same shape: a fresh instance and the
+/// `configure` export each world has.
+pub(crate) trait WorldPre {
+    /// The instance type the world's bindings generate.
+    type Instance;
+
+    /// A fresh instance in `store`.
+    fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<Self::Instance>;
+
+    /// The world's `configure` export.
+    fn call_configure(
+        instance: &Self::Instance,
+        store: &mut Store<CallState>,
+        trust_domain: &str,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), WitPluginError>>;
+}
+
+macro_rules! world_pre {
+    ($($pre:ty => $instance:ty),* $(,)?) => {$(
+        impl WorldPre for $pre {
+            type Instance = $instance;
+
+            fn instantiate(&self, store: &mut Store<CallState>) -> wasmtime::Result<$instance> {
+                <$pre>::instantiate(self, store)
+            }
+
+            fn call_configure(
+                instance: &$instance,
+                store: &mut Store<CallState>,
+                trust_domain: &str,
+                config: &str,
+            ) -> wasmtime::Result<Result<(), WitPluginError>> {
+                instance.call_configure(store, trust_domain, config)
+            }
+        }
+    )*};
+}
+
+world_pre! {
+    crate::bindings::workload::WorkloadAttestorPre<CallState> => crate::bindings::workload::WorkloadAttestor,
+    crate::bindings::renderer::IdRendererPre<CallState> => crate::bindings::renderer::IdRenderer,
+    crate::bindings::node_server::NodeAttestorServerPre<CallState> => crate::bindings::node_server::NodeAttestorServer,
+    crate::bindings::node_agent::NodeAttestorAgentPre<CallState> => crate::bindings::node_agent::NodeAttestorAgent,
+    crate::bindings::publisher::BundlePublisherPre<CallState> => crate::bindings::publisher::BundlePublisher,
 }

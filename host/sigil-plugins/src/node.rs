@@ -71,17 +71,9 @@ impl NodeAttestorServer {
         self.call(ServerCall::Resume(state, response))
     }
 
+    /// Instantiate and configure once, so a bad `plugin_data` fails at load.
     pub(crate) fn check_configure(&self) -> Result<(), PluginError> {
-        let core = &self.core;
-        let mut store = core.store()?;
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| core.cannot_instantiate(&e))?;
-        run(&mut store, core, |store| {
-            instance.call_configure(store, core.trust_domain.name(), &core.data)
-        })?
-        .map_err(|error| core.failed(&error))
+        self.core.check_configure(&self.pre)
     }
 
     fn call(&self, call: ServerCall<'_>) -> Result<AttestationStep, PluginError> {
@@ -152,17 +144,9 @@ impl NodeAttestorAgent {
         self.call(Some(challenge))
     }
 
+    /// Instantiate and configure once, so a bad `plugin_data` fails at load.
     pub(crate) fn check_configure(&self) -> Result<(), PluginError> {
-        let core = &self.core;
-        let mut store = core.store()?;
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| core.cannot_instantiate(&e))?;
-        run(&mut store, core, |store| {
-            instance.call_configure(store, core.trust_domain.name(), &core.data)
-        })?
-        .map_err(|error| core.failed(&error))
+        self.core.check_configure(&self.pre)
     }
 
     /// `payload` when `challenge` is `None`, `answer` otherwise.

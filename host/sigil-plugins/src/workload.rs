@@ -54,16 +54,7 @@ impl WorkloadAttestor {
 
     /// Instantiate and configure once, so a bad `plugin_data` fails at load.
     pub(crate) fn check_configure(&self) -> Result<(), PluginError> {
-        let core = &self.core;
-        let mut store = core.store()?;
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| core.cannot_instantiate(&e))?;
-        run(&mut store, core, |store| {
-            instance.call_configure(store, core.trust_domain.name(), &core.data)
-        })?
-        .map_err(|error| core.failed(&error))
+        self.core.check_configure(&self.pre)
     }
 }
 
