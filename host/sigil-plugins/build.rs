@@ -15,12 +15,18 @@ const COMPONENTS: &[&str] = &[
     "unix",
     "k8s_template",
     "disk",
+    "join_token_server",
+    "join_token_agent",
+    "x509pop_server",
+    "x509pop_agent",
     "hostile_attestor",
     "hostile_renderer",
     "sockets_attestor",
     "readme_example",
     "challenge_node_server",
     "challenge_node_agent",
+    "capability_node_server",
+    "pod_attestor",
 ];
 
 /// Variables of the outer build that must not leak into the nested wasm build: target and

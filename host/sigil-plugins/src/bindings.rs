@@ -54,6 +54,9 @@ pub(crate) mod node_agent {
         with: {
             "sigil:plugin/types": super::workload::sigil::plugin::types,
             "sigil:plugin/log": super::workload::sigil::plugin::log,
+            "sigil:plugin/granted-files": super::node_server::sigil::plugin::granted_files,
+            "sigil:plugin/x509": super::node_server::sigil::plugin::x509,
+            "sigil:plugin/http-client": super::node_server::sigil::plugin::http_client,
         },
     });
 }
@@ -67,6 +70,7 @@ pub(crate) mod publisher {
         with: {
             "sigil:plugin/types": super::workload::sigil::plugin::types,
             "sigil:plugin/log": super::workload::sigil::plugin::log,
+            "sigil:plugin/http-client": super::node_server::sigil::plugin::http_client,
             "sigil:plugin/publish-target.target": crate::publisher::PublishTarget,
         },
     });
@@ -98,7 +102,7 @@ impl publish_target::HostTarget for CallState {
         contents: Vec<u8>,
     ) -> wasmtime::Result<Result<(), types::PluginError>> {
         let max_bytes = self.max_publish_bytes;
-        let target = self.table.get(&target)?;
+        let target = self.table.get(&target)?.clone();
         if contents.len() > max_bytes {
             return Ok(Err(types::PluginError::InvalidArgument(format!(
                 "{} bytes are more than the publish limit of {}",
@@ -106,8 +110,8 @@ impl publish_target::HostTarget for CallState {
                 max_bytes
             ))));
         }
-        Ok(target
-            .write(&contents)
+        Ok(self
+            .io(|_| target.write(&contents))
             .map_err(types::PluginError::Unavailable))
     }
 
@@ -181,7 +185,7 @@ impl workload_facts::HostWorkloadProcess for CallState {
         &mut self,
         process: Resource<ProcessFacts>,
     ) -> wasmtime::Result<Result<String, types::PluginError>> {
-        let deadline = self.deadline;
+        let deadline = self.cpu_deadline();
         match self.table.get(&process)?.exe_sha256_until(deadline) {
             Ok(digest) => Ok(digest.map_err(types::PluginError::Unavailable)),
             // Ends the call as if the epoch deadline had passed: CPU budget exceeded.

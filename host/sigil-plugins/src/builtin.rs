@@ -9,6 +9,32 @@ const K8S_TEMPLATE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_templa
 /// The built-in `disk` bundle publisher.
 const DISK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/disk.wasm"));
 
+/// The built-in `join_token` node attestor, server and agent side.
+const JOIN_TOKEN_SERVER: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/join_token_server.wasm"));
+const JOIN_TOKEN_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/join_token_agent.wasm"));
+/// The built-in `x509pop` node attestor, server and agent side.
+const X509POP_SERVER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/x509pop_server.wasm"));
+const X509POP_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/x509pop_agent.wasm"));
+
+/// The built-in node attestor (server side) named `name`.
+pub(crate) fn node_attestor_server(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "join_token" => Some(JOIN_TOKEN_SERVER),
+        "x509pop" => Some(X509POP_SERVER),
+        _ => None,
+    }
+}
+
+/// The built-in node attestor (agent side) named `name`.
+pub(crate) fn node_attestor_agent(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "join_token" => Some(JOIN_TOKEN_AGENT),
+        "x509pop" => Some(X509POP_AGENT),
+        _ => None,
+    }
+}
+
 /// The built-in workload attestor named `name`.
 pub(crate) fn workload_attestor(name: &str) -> Option<&'static [u8]> {
     match name {

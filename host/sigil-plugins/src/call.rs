@@ -2,16 +2,16 @@
 //! whatever stopped the call to the error a user can act on.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use sigil_types::TrustDomain;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::bindings::describe;
 use crate::bindings::workload::sigil::plugin::types::PluginError as WitPluginError;
+use crate::capabilities::{Grants, HttpClients};
 use crate::engine::{Profile, ProfileEngine};
 use crate::error::PluginError;
-use crate::limits::Limits;
+use crate::limits::{Limits, ticks_for};
 use crate::state::CallState;
 
 /// What every loaded plugin keeps: its name, trust domain, `plugin_data`, limits, and the
@@ -24,12 +24,20 @@ pub(crate) struct Core {
     pub(crate) limits: Limits,
     pub(crate) engine: ProfileEngine,
     pub(crate) profile: Profile,
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) http: HttpClients,
 }
 
 impl Core {
     /// A fresh store for one call.
     pub(crate) fn store(&self) -> Result<Store<CallState>, PluginError> {
-        new_store(&self.engine, self.profile, &self.name, &self.limits)
+        let state = CallState::new(
+            self.name.clone(),
+            &self.limits,
+            self.grants.clone(),
+            self.http.clone(),
+        );
+        new_store(&self.engine, self.profile, state, &self.limits)
     }
 
     /// Instantiates `pre` in a fresh store and calls its `configure` once, so a bad
@@ -83,16 +91,25 @@ impl std::fmt::Debug for Core {
 fn new_store(
     engine: &ProfileEngine,
     profile: Profile,
-    plugin: &Arc<str>,
+    state: CallState,
     limits: &Limits,
 ) -> Result<Store<CallState>, PluginError> {
-    let mut store = Store::new(&engine.engine, CallState::new(plugin.clone(), limits));
+    let mut store = Store::new(&engine.engine, state);
     store.limiter(|state| &mut state.limiter);
     match profile {
         Profile::Io => {
+            // At each deadline, compare the plugin's own running time (host I/O left out)
+            // with the budget: stop it, or set the next deadline at the budget's end.
+            let budget = limits.cpu;
             store.set_epoch_deadline(limits.epoch_ticks());
-            store.epoch_deadline_trap();
-            store.data_mut().deadline = Instant::now().checked_add(limits.cpu);
+            store.epoch_deadline_callback(move |context| {
+                let used = context.data().cpu_used();
+                match budget.checked_sub(used) {
+                    Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(ticks_for(left))),
+                    _ => Err(wasmtime::Error::from(Trap::Interrupt)),
+                }
+            });
+            store.data_mut().cpu_budget = Some(budget);
         }
         Profile::Pure => {
             store

@@ -63,6 +63,17 @@ pub enum PluginError {
         /// The import's full name, such as `wasi:sockets/tcp@0.2.6`.
         import: String,
     },
+    /// The component imports a capability of its world that the operator did not grant
+    /// this plugin.
+    #[error("plugin {plugin}: imports {import}, which is not granted to it ({how})")]
+    CapabilityNotGranted {
+        /// The configured plugin name.
+        plugin: String,
+        /// The import's full name.
+        import: String,
+        /// How it would be granted.
+        how: &'static str,
+    },
     /// The component does not have the exports of the world it was loaded as.
     #[error("plugin {plugin}: does not implement the {kind} world: {reason}")]
     WrongWorld {

@@ -17,6 +17,7 @@ use crate::bindings::renderer::{IdRenderer as IdRendererWorld, IdRendererPre};
 use crate::bindings::workload::{WorkloadAttestor as WorkloadWorld, WorkloadAttestorPre};
 use crate::builtin;
 use crate::call::Core;
+use crate::capabilities::HttpClients;
 use crate::engine::{Profile, ProfileEngine};
 use crate::error::PluginError;
 use crate::grants::{self, Kind};
@@ -55,12 +56,17 @@ struct Inner {
     node_server_linker: Linker<CallState>,
     node_agent_linker: Linker<CallState>,
     publisher_linker: Linker<CallState>,
-    workload_cache: Mutex<HashMap<Digest, WorkloadAttestorPre<CallState>>>,
-    renderer_cache: Mutex<HashMap<Digest, IdRendererPre<CallState>>>,
-    node_server_cache: Mutex<HashMap<Digest, NodeAttestorServerPre<CallState>>>,
-    node_agent_cache: Mutex<HashMap<Digest, NodeAttestorAgentPre<CallState>>>,
-    publisher_cache: Mutex<HashMap<Digest, BundlePublisherPre<CallState>>>,
+    workload_cache: Cache<WorkloadAttestorPre<CallState>>,
+    renderer_cache: Cache<IdRendererPre<CallState>>,
+    node_server_cache: Cache<NodeAttestorServerPre<CallState>>,
+    node_agent_cache: Cache<NodeAttestorAgentPre<CallState>>,
+    publisher_cache: Cache<BundlePublisherPre<CallState>>,
+    http: HttpClients,
 }
+
+/// Pre-instantiated components of one world by digest, with the component itself for the
+/// per-load grant check.
+type Cache<P> = Mutex<HashMap<Digest, (P, Component)>>;
 
 impl PluginHost {
     /// A host with `config`: builds both engines (probing for the pooling allocator) and
@@ -98,6 +104,7 @@ impl PluginHost {
                 node_server_cache: Mutex::default(),
                 node_agent_cache: Mutex::default(),
                 publisher_cache: Mutex::default(),
+                http: HttpClients::default(),
             }),
         })
     }
@@ -154,7 +161,7 @@ impl PluginHost {
     }
 
     /// Load a node attestor (server side) for `trust_domain`, and configure it once to
-    /// check its `plugin_data`. No node attestor is built in yet.
+    /// check its `plugin_data`. Built in: `join_token` (grant it `join_tokens`), `x509pop`.
     pub fn load_node_attestor_server(
         &self,
         trust_domain: &TrustDomain,
@@ -164,7 +171,7 @@ impl PluginHost {
         let pre = self.load(
             spec,
             grants::NODE_ATTESTOR_SERVER,
-            |_| None,
+            builtin::node_attestor_server,
             (
                 &inner.io,
                 &inner.node_server_linker,
@@ -181,7 +188,8 @@ impl PluginHost {
     }
 
     /// Load a node attestor (agent side) for `trust_domain`, and configure it once to check
-    /// its `plugin_data`. No node attestor is built in yet.
+    /// its `plugin_data`. Built in: `join_token` (the token in `plugin_data` as
+    /// `join_token = "…"`), `x509pop`.
     pub fn load_node_attestor_agent(
         &self,
         trust_domain: &TrustDomain,
@@ -191,7 +199,7 @@ impl PluginHost {
         let pre = self.load(
             spec,
             grants::NODE_ATTESTOR_AGENT,
-            |_| None,
+            builtin::node_attestor_agent,
             (&inner.io, &inner.node_agent_linker, &inner.node_agent_cache),
             NodeAttestorAgentPre::new,
         )?;
@@ -233,19 +241,26 @@ impl PluginHost {
         spec: &PluginSpec,
         kind: Kind,
         builtin: fn(&str) -> Option<&'static [u8]>,
-        (engine, linker, cache): (
-            &ProfileEngine,
-            &Linker<CallState>,
-            &Mutex<HashMap<Digest, P>>,
-        ),
+        (engine, linker, cache): (&ProfileEngine, &Linker<CallState>, &Cache<P>),
         typed: fn(InstancePre<CallState>) -> wasmtime::Result<P>,
     ) -> Result<P, PluginError> {
         let wasm = self.component_bytes(spec, kind, builtin)?;
         let digest = self.verify(spec, &wasm)?;
-        cached(cache, digest, || {
-            let instance_pre = self.prepare(spec, kind, engine, linker, &wasm)?;
-            typed(instance_pre).map_err(|e| wrong_world(spec, kind, &e))
-        })
+        let (pre, component) = cached(cache, digest, || {
+            let component = self.compile(spec, engine, &wasm)?;
+            // The world's own imports are checked before linking (the capabilities below):
+            // a component asking for sockets never reaches the linker.
+            grants::check_imports(&spec.name, kind, &spec.grants, &engine.engine, &component)?;
+            let instance_pre = linker
+                .instantiate_pre(&component)
+                .map_err(|e| wrong_world(spec, kind, &e))?;
+            let pre = typed(instance_pre).map_err(|e| wrong_world(spec, kind, &e))?;
+            Ok((pre, component))
+        })?;
+        // Grants differ per configured plugin, while the cache is per component: check them
+        // on every load.
+        grants::check_imports(&spec.name, kind, &spec.grants, &engine.engine, &component)?;
+        Ok(pre)
     }
 
     fn core(&self, trust_domain: &TrustDomain, spec: &PluginSpec, profile: Profile) -> Core {
@@ -260,6 +275,8 @@ impl PluginHost {
             limits: spec.limits.clone(),
             engine: engine.clone(),
             profile,
+            grants: Arc::new(spec.grants.clone()),
+            http: self.inner.http.clone(),
         }
     }
 
@@ -316,24 +333,17 @@ impl PluginHost {
         Ok(digest_bytes)
     }
 
-    /// Compile, check the imports against the world's grants, and pre-instantiate.
-    fn prepare(
+    /// Compile the component.
+    fn compile(
         &self,
         spec: &PluginSpec,
-        kind: Kind,
         engine: &ProfileEngine,
-        linker: &Linker<CallState>,
         wasm: &[u8],
-    ) -> Result<InstancePre<CallState>, PluginError> {
-        let component =
-            Component::new(&engine.engine, wasm).map_err(|e| PluginError::InvalidComponent {
-                plugin: spec.name.clone(),
-                reason: format!("{e:#}"),
-            })?;
-        grants::check_imports(&spec.name, kind, &engine.engine, &component)?;
-        linker
-            .instantiate_pre(&component)
-            .map_err(|e| wrong_world(spec, kind, &e))
+    ) -> Result<Component, PluginError> {
+        Component::new(&engine.engine, wasm).map_err(|e| PluginError::InvalidComponent {
+            plugin: spec.name.clone(),
+            reason: format!("{e:#}"),
+        })
     }
 }
 

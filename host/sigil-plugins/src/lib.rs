@@ -22,6 +22,7 @@
 mod bindings;
 mod builtin;
 mod call;
+mod capabilities;
 mod engine;
 mod error;
 mod grants;
@@ -36,6 +37,7 @@ mod spec;
 mod state;
 mod workload;
 
+pub use capabilities::{Grants, JoinTokenRedeemer, KubeletAccess, KubernetesAccess, RedeemError};
 pub use error::PluginError;
 pub use host::PluginHost;
 pub use limits::{EPOCH_TICK, HostConfig, Limits};

@@ -10,9 +10,12 @@ use std::time::Duration;
 #[non_exhaustive]
 pub struct Limits {
     /// Wall-clock budget of one call of an I/O-capable plugin (attestors), checked by epoch
-    /// interruption every [`EPOCH_TICK`]: a call is stopped between `cpu` and
-    /// `cpu + EPOCH_TICK` after it started. Time spent in host calls counts.
+    /// interruption every [`EPOCH_TICK`]: a call is stopped once it has run for `cpu`
+    /// (give or take one tick), not counting the time the host spent on I/O for it inside
+    /// capability calls (files, network, publish targets), which `io_timeout` bounds.
     pub cpu: Duration,
+    /// Longest one I/O-doing host call (an HTTP request, a file write) may take.
+    pub io_timeout: Duration,
     /// Fuel budget of one call of a pure plugin (renderers): about one unit per WebAssembly
     /// instruction, so the same input always stops at the same point.
     pub fuel: u64,
@@ -27,6 +30,8 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Most bytes one bundle publisher `write` may carry.
     pub max_publish_bytes: usize,
+    /// Largest granted file or HTTP response body a plugin may read, in bytes.
+    pub max_read_bytes: usize,
 }
 
 /// How often the epoch of the I/O engine advances.
@@ -36,12 +41,14 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             cpu: Duration::from_millis(100),
+            io_timeout: Duration::from_secs(5),
             fuel: 100_000_000,
             memory_bytes: 64 << 20,
             max_selectors: 256,
             max_selector_len: 1024,
             max_message_bytes: 64 << 10,
             max_publish_bytes: 1 << 20,
+            max_read_bytes: 1 << 20,
         }
     }
 }
@@ -83,14 +90,25 @@ impl Limits {
         self
     }
 
-    /// The epoch deadline of a call, in ticks: the budget rounded up to whole ticks, plus
-    /// one, because the first tick may come at any moment after the call starts. A call is
-    /// so stopped between `cpu` and `cpu + EPOCH_TICK` after it started.
-    pub(crate) fn epoch_ticks(&self) -> u64 {
-        let tick = EPOCH_TICK.as_nanos().max(1);
-        let ticks = self.cpu.as_nanos().div_ceil(tick);
-        u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+    /// These limits with I/O host calls bounded by `timeout`.
+    #[must_use]
+    pub fn with_io_timeout(mut self, timeout: Duration) -> Self {
+        self.io_timeout = timeout;
+        self
     }
+
+    /// The epoch deadline of a call, in ticks: the budget rounded up to whole ticks, plus
+    /// one, because the first tick may come at any moment after the call starts.
+    pub(crate) fn epoch_ticks(&self) -> u64 {
+        ticks_for(self.cpu)
+    }
+}
+
+/// `budget` in epoch ticks, rounded up, plus one for the partial first tick.
+pub(crate) fn ticks_for(budget: Duration) -> u64 {
+    let tick = EPOCH_TICK.as_nanos().max(1);
+    let ticks = budget.as_nanos().div_ceil(tick);
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
 }
 
 /// Settings of the plugin host as a whole.

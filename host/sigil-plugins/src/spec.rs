@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::capabilities::{Grants, builtin_file_grants};
 use crate::limits::Limits;
 
 /// Where a plugin's component comes from.
@@ -18,7 +19,7 @@ pub enum PluginSource {
 }
 
 /// One configured plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PluginSpec {
     /// The configured name, which is also the type of every selector the plugin produces.
@@ -31,12 +32,19 @@ pub struct PluginSpec {
     pub data: String,
     /// Per-call limits.
     pub limits: Limits,
+    /// The capabilities it may import.
+    pub grants: Grants,
 }
 
 impl PluginSpec {
-    /// The built-in plugin `name`.
+    /// The built-in plugin `name`. It is granted the files its `plugin_data` names in
+    /// `*_path` keys (SPIRE's keys, such as x509pop's `ca_bundle_path`), under the key's
+    /// name; other grants are added with [`with_grants`](Self::with_grants).
     pub fn builtin(name: &str, data: &str) -> Self {
-        Self::new(name, PluginSource::Builtin, data)
+        let mut spec = Self::new(name, PluginSource::Builtin, data);
+        spec.grants.files = builtin_file_grants(data);
+        spec.grants.files_from_data = true;
+        spec
     }
 
     /// A plugin loaded from a component file (`plugin_wasm`).
@@ -56,6 +64,18 @@ impl PluginSpec {
         self
     }
 
+    /// Grant the plugin `grants`; the files it names are added to those it already has.
+    #[must_use]
+    pub fn with_grants(mut self, grants: Grants) -> Self {
+        let mut files = std::mem::take(&mut self.grants.files);
+        files.extend(grants.files.clone());
+        let files_from_data = self.grants.files_from_data;
+        self.grants = grants;
+        self.grants.files = files;
+        self.grants.files_from_data = files_from_data;
+        self
+    }
+
     /// Use `limits` instead of the defaults.
     #[must_use]
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -70,6 +90,7 @@ impl PluginSpec {
             checksum: None,
             data: data.to_owned(),
             limits: Limits::default(),
+            grants: Grants::default(),
         }
     }
 }

@@ -2,10 +2,11 @@
 //! the memory limiter and the captured stdout/stderr of the plugin.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 
+use crate::capabilities::{Grants, HttpClients};
 use crate::limits::Limits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -21,11 +22,22 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// The data of one call's store.
 pub(crate) struct CallState {
     pub(crate) plugin: Arc<str>,
-    /// When the call's CPU budget ends, for host calls that can take long (hashing an
-    /// executable); `None` on the fuel-metered engine.
-    pub(crate) deadline: Option<Instant>,
+    /// The call's CPU budget, for host calls that compute on the plugin's behalf (hashing
+    /// an executable); `None` on the fuel-metered engine.
+    pub(crate) cpu_budget: Option<Duration>,
     /// Most bytes one bundle publisher `write` may carry.
     pub(crate) max_publish_bytes: usize,
+    /// Most bytes a granted file or an HTTP response may have.
+    pub(crate) max_read_bytes: usize,
+    /// Bound of one I/O-doing host call.
+    pub(crate) io_timeout: Duration,
+    /// When the call started, and how much of its time the host spent on I/O for it:
+    /// the CPU budget is checked against the difference.
+    pub(crate) started: Instant,
+    pub(crate) io_time: Duration,
+    /// What the plugin was granted.
+    pub(crate) grants: Arc<Grants>,
+    pub(crate) http: HttpClients,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     wasi: WasiCtx,
@@ -36,7 +48,12 @@ pub(crate) struct CallState {
 impl CallState {
     /// A state whose WASI context grants nothing: no preopened directories, no environment,
     /// no arguments, no sockets, no stdin; stdout and stderr go to memory for the log.
-    pub(crate) fn new(plugin: Arc<str>, limits: &Limits) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        limits: &Limits,
+        grants: Arc<Grants>,
+        http: HttpClients,
+    ) -> Self {
         let stdout = MemoryOutputPipe::new(CAPTURE_BYTES);
         let stderr = MemoryOutputPipe::new(CAPTURE_BYTES);
         let wasi = WasiCtxBuilder::new()
@@ -49,8 +66,14 @@ impl CallState {
             .build();
         CallState {
             plugin,
-            deadline: None,
+            cpu_budget: None,
             max_publish_bytes: limits.max_publish_bytes,
+            max_read_bytes: limits.max_read_bytes,
+            io_timeout: limits.io_timeout,
+            started: Instant::now(),
+            io_time: Duration::ZERO,
+            grants,
+            http,
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 limit: limits.memory_bytes,
@@ -60,6 +83,26 @@ impl CallState {
             stdout,
             stderr,
         }
+    }
+
+    /// Run `io` (a host call that waits on disk or network) and leave its duration out of
+    /// the plugin's CPU budget.
+    pub(crate) fn io<R>(&mut self, io: impl FnOnce(&Self) -> R) -> R {
+        let start = Instant::now();
+        let result = io(self);
+        self.io_time = self.io_time.saturating_add(start.elapsed());
+        result
+    }
+
+    /// How long the plugin itself has run: the call's age minus its host I/O.
+    pub(crate) fn cpu_used(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.io_time)
+    }
+
+    /// When the CPU budget runs out if the plugin does nothing but wait from now on.
+    pub(crate) fn cpu_deadline(&self) -> Option<Instant> {
+        let left = self.cpu_budget?.saturating_sub(self.cpu_used());
+        Instant::now().checked_add(left)
     }
 
     /// Write what the plugin printed to the log, tagged with its name, and return the tail

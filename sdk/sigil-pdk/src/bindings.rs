@@ -53,6 +53,9 @@ pub mod node_agent {
         with: {
             "sigil:plugin/types@1.0.0": crate::bindings::workload::sigil::plugin::types,
             "sigil:plugin/log@1.0.0": crate::bindings::workload::sigil::plugin::log,
+            "sigil:plugin/granted-files@1.0.0": crate::bindings::node_server::sigil::plugin::granted_files,
+            "sigil:plugin/x509@1.0.0": crate::bindings::node_server::sigil::plugin::x509,
+            "sigil:plugin/http-client@1.0.0": crate::bindings::node_server::sigil::plugin::http_client,
         },
     });
 }
@@ -72,6 +75,7 @@ pub mod publisher {
         with: {
             "sigil:plugin/types@1.0.0": crate::bindings::workload::sigil::plugin::types,
             "sigil:plugin/log@1.0.0": crate::bindings::workload::sigil::plugin::log,
+            "sigil:plugin/http-client@1.0.0": crate::bindings::node_server::sigil::plugin::http_client,
         },
     });
 }

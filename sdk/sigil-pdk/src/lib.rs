@@ -29,7 +29,10 @@
 //! ```
 
 mod bindings;
+mod capabilities;
 pub mod log;
+
+pub use capabilities::{files, http, join_tokens, kubernetes, pods, x509};
 
 pub use bindings::node_server::sigil::plugin::node_attestation::{
     AgentAttributes, Challenge, Step,

@@ -6,6 +6,8 @@
     reason = "test helpers outside #[test] functions: a failed setup step must fail the test"
 )]
 
+mod builtin_nodes;
+mod capabilities;
 mod limits;
 mod loading;
 mod node;
