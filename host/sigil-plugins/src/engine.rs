@@ -22,6 +22,7 @@ pub(crate) enum Profile {
 #[derive(Clone)]
 pub(crate) struct ProfileEngine {
     pub(crate) engine: Engine,
+    pub(crate) profile: Profile,
     pub(crate) pooling: bool,
 }
 
@@ -50,7 +51,11 @@ impl ProfileEngine {
             start_epoch_ticker(engine.weak())
                 .map_err(|e| PluginError::Host(format!("cannot start the epoch ticker: {e}")))?;
         }
-        Ok(ProfileEngine { engine, pooling })
+        Ok(ProfileEngine {
+            engine,
+            profile,
+            pooling,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use aws_lc_rs::digest;
 use sigil_types::{Selector, TrustDomain};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceType};
 
+use crate::artifacts::ArtifactCache;
 use crate::bindings::node_agent::{NodeAttestorAgent as NodeAgentWorld, NodeAttestorAgentPre};
 use crate::bindings::node_server::{NodeAttestorServer as NodeServerWorld, NodeAttestorServerPre};
 use crate::bindings::publisher::{BundlePublisher as PublisherWorld, BundlePublisherPre};
@@ -62,6 +63,7 @@ struct Inner {
     node_agent_cache: Cache<NodeAttestorAgentPre<CallState>>,
     publisher_cache: Cache<BundlePublisherPre<CallState>>,
     http: HttpClients,
+    artifacts: Option<ArtifactCache>,
 }
 
 /// Pre-instantiated components of one world by digest, with the component itself for the
@@ -72,6 +74,11 @@ impl PluginHost {
     /// A host with `config`: builds both engines (probing for the pooling allocator) and
     /// links every world.
     pub fn new(config: HostConfig) -> Result<Self, PluginError> {
+        let artifacts = config
+            .artifact_cache
+            .as_deref()
+            .map(ArtifactCache::open)
+            .transpose()?;
         let io = ProfileEngine::new(Profile::Io, &config)?;
         let pure = ProfileEngine::new(Profile::Pure, &config)?;
         let workload_linker = world_linker(&io, grants::WORKLOAD_ATTESTOR, |linker| {
@@ -105,6 +112,7 @@ impl PluginHost {
                 node_agent_cache: Mutex::default(),
                 publisher_cache: Mutex::default(),
                 http: HttpClients::default(),
+                artifacts,
             }),
         })
     }
@@ -247,7 +255,14 @@ impl PluginHost {
         let wasm = self.component_bytes(spec, kind, builtin)?;
         let digest = self.verify(spec, &wasm)?;
         let (pre, component) = cached(cache, digest, || {
-            let component = self.compile(spec, engine, &wasm)?;
+            let component = match &self.inner.artifacts {
+                Some(artifacts) => {
+                    artifacts.component(&engine.engine, engine.profile, &digest, || {
+                        self.compile(spec, engine, &wasm)
+                    })?
+                }
+                None => self.compile(spec, engine, &wasm)?,
+            };
             // The world's own imports are checked before linking (the capabilities below):
             // a component asking for sockets never reaches the linker.
             grants::check_imports(&spec.name, kind, &spec.grants, &engine.engine, &component)?;

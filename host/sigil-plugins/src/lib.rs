@@ -19,6 +19,7 @@
 //!   obey count and length limits; SPIFFE IDs must parse and be in the trust domain; agent
 //!   IDs must read `spiffe://<trust domain>/spire/agent/<plugin>/<suffix>`.
 
+mod artifacts;
 mod bindings;
 mod builtin;
 mod call;

@@ -1,5 +1,6 @@
 //! Per-call limits and the host-wide settings of the engines.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What one plugin call may use. Every limit has its own error: CPU →
@@ -124,6 +125,9 @@ pub struct HostConfig {
     /// Use the pooling allocator if the address-space probe passes. When false, or when
     /// the probe fails, instances are allocated on demand.
     pub pooling: bool,
+    /// Where compiled plugins are kept between runs (created 0700; refused if another
+    /// user owns it or others may write it). `None`: compile at every start.
+    pub artifact_cache: Option<PathBuf>,
 }
 
 impl Default for HostConfig {
@@ -132,6 +136,16 @@ impl Default for HostConfig {
             max_concurrent_calls: 32,
             memory_ceiling: 256 << 20,
             pooling: true,
+            artifact_cache: None,
         }
+    }
+}
+
+impl HostConfig {
+    /// Keep compiled plugins in `dir` between runs.
+    #[must_use]
+    pub fn with_artifact_cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.artifact_cache = Some(dir.into());
+        self
     }
 }

@@ -94,3 +94,75 @@ fn renderer_may_not_import_workload_facts() {
         "{error}"
     );
 }
+
+mod artifact_cache {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::super::*;
+
+    fn cached_host(dir: &std::path::Path) -> PluginHost {
+        PluginHost::new(HostConfig::default().with_artifact_cache(dir)).expect("host with cache")
+    }
+
+    fn cwasm_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .expect("read cache")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_host_loads_what_an_earlier_one_compiled() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("plugin-cache");
+        let spec = PluginSpec::builtin("unix", "");
+        let (uid, _, _) = own_ids();
+        let first = cached_host(&dir)
+            .load_workload_attestor(&td(), &spec)
+            .expect("compiled and cached");
+        let files = cwasm_files(&dir);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let mode = |p: &std::path::Path| {
+            std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777
+        };
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&files[0]), 0o600);
+        let second = cached_host(&dir)
+            .load_workload_attestor(&td(), &spec)
+            .expect("loaded from the cache");
+        let pid = std::process::id();
+        let expected = selector(&format!("unix:uid:{uid}"));
+        assert!(first.attest(pid).expect("first").contains(&expected));
+        assert!(second.attest(pid).expect("second").contains(&expected));
+    }
+
+    #[test]
+    fn a_damaged_cache_file_is_compiled_again() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let spec = PluginSpec::builtin("unix", "");
+        cached_host(root.path())
+            .load_workload_attestor(&td(), &spec)
+            .expect("cached");
+        let file = cwasm_files(root.path()).remove(0);
+        std::fs::write(&file, b"not a compiled component").expect("damage");
+        let plugin = cached_host(root.path())
+            .load_workload_attestor(&td(), &spec)
+            .expect("compiled again");
+        assert!(!plugin.attest(std::process::id()).expect("attest").is_empty());
+        assert!(
+            std::fs::read(&file).expect("rewritten").len() > 1000,
+            "the damaged file was replaced"
+        );
+    }
+
+    #[test]
+    fn a_cache_directory_others_may_write_is_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("chmod");
+        let error = PluginHost::new(HostConfig::default().with_artifact_cache(root.path()))
+            .expect_err("world-writable cache");
+        assert!(error.to_string().contains("0700"), "{error}");
+    }
+}
