@@ -156,7 +156,15 @@ fn write_pki(dir: &Path, leaf_key: &KeyPair) -> Pki {
     }
 }
 
-fn x509pop_pair(host: &PluginHost, dir: &Path) -> (NodeAttestorServer, NodeAttestorAgent) {
+/// A fresh PKI for x509pop in `dir` (for other test modules).
+pub(super) fn write_test_pki(dir: &Path) {
+    write_pki(dir, &KeyPair::generate().expect("leaf key"));
+}
+
+pub(super) fn x509pop_pair(
+    host: &PluginHost,
+    dir: &Path,
+) -> (NodeAttestorServer, NodeAttestorAgent) {
     let server = host
         .load_node_attestor_server(
             &td(),

@@ -149,7 +149,12 @@ mod artifact_cache {
         let plugin = cached_host(root.path())
             .load_workload_attestor(&td(), &spec)
             .expect("compiled again");
-        assert!(!plugin.attest(std::process::id()).expect("attest").is_empty());
+        assert!(
+            !plugin
+                .attest(std::process::id())
+                .expect("attest")
+                .is_empty()
+        );
         assert!(
             std::fs::read(&file).expect("rewritten").len() > 1000,
             "the damaged file was replaced"

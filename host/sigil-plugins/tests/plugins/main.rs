@@ -8,6 +8,7 @@
 
 mod builtin_nodes;
 mod capabilities;
+mod conformance;
 mod limits;
 mod loading;
 mod node;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use sigil_plugins::{
     AttestationStep, HostConfig, IdRenderer, Limits, NodeAttestorServer, NodeSpec, ObjectMeta,
-    PluginError, PluginHost, PluginSpec, PodSpec, RenderInput, WorkloadAttestor,
+    PluginError, PluginHost, PluginSpec, PodSpec, ProcessFacts, RenderInput, WorkloadAttestor,
 };
 use sigil_types::{Selector, SpiffeId, TrustDomain};
 
