@@ -19,9 +19,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # the workspace-wide commands above do not reach it.
 step "plugins workspace: fmt, clippy (wasm32-wasip2), unit tests"
 cargo fmt --all --check --manifest-path plugins/Cargo.toml
-cargo clippy --manifest-path plugins/Cargo.toml --locked --target wasm32-wasip2 --all-targets \
-    --target-dir target/wasm -- -D warnings
-cargo test --manifest-path plugins/Cargo.toml --locked --target-dir target/wasm
+# Run from plugins/ so its .cargo/config.toml (the plugins' link flags) applies, as in the
+# build script.
+(cd plugins && cargo clippy --locked --target wasm32-wasip2 --all-targets \
+    --target-dir ../target/wasm -- -D warnings)
+(cd plugins && cargo test --locked --target-dir ../target/wasm)
 
 step "cargo test (DATABASE_URL=$DATABASE_URL)"
 cargo test --workspace --locked --no-fail-fast

@@ -77,7 +77,10 @@ fn run() -> Result<(), String> {
         ])
         .arg(plugins.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&wasm_target);
+        .arg(&wasm_target)
+        // plugins/.cargo/config.toml (the plugins' stack size) is found from the working
+        // directory, not from --manifest-path.
+        .current_dir(&plugins);
     for name in SCRUBBED_ENV {
         command.env_remove(name);
     }

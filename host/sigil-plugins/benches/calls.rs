@@ -10,14 +10,22 @@
 //!   sides), against the same selectors built natively (`format!` + `Selector::new`).
 //! - `id-renderer`: the built-in `k8s_template` with the ClusterSPIFFEID default template,
 //!   against `format!` + `SpiffeId` parse + trust-domain check.
-//! - loads: `load_workload_attestor` / `load_id_renderer` from bytes on a fresh host (the
-//!   cranelift compile) and again on a host that already holds the digest's `InstancePre`.
-//!   Both include the check-configure call every load makes. There is no on-disk artifact
-//!   cache yet, so every fresh host compiles.
+//! - `node-attestor-server` / `-agent`: the built-in `join_token` (server: check the token,
+//!   redeem it through an in-memory redeemer, build the agent ID; agent: the payload),
+//!   against the same steps natively. `x509pop`'s full round (chain check, challenge,
+//!   signature by the granted key, verification) is timed without a native twin: its cost
+//!   is the host's native crypto, which both would share.
+//! - `bundle-publisher`: the built-in `disk` writing a PEM bundle to a file (write + fsync +
+//!   rename), against the same write done natively.
+//! - loads: from bytes on a fresh host (the cranelift compile), on a fresh host whose
+//!   artifact cache holds the compiled component (a restart), and again on a host that
+//!   already holds the digest's `InstancePre`. All include the check-configure call every
+//!   load makes.
 //!
 //! Each plugin call and its native counterpart are timed alternately with `Instant` (one
 //! sample each per iteration) so that load from other processes falls on both sides alike.
-//! Options: `--iters N` (5000), `--warmup N` (200), `--compiles N` (10), `--loads N` (1000).
+//! Options: `--iters N` (5000), `--warmup N` (200), `--compiles N` (10), `--loads N` (1000),
+//! `--profile-renderer` (only `iters` renderer calls, for `perf record`).
 
 #![expect(
     clippy::expect_used,
@@ -28,10 +36,13 @@ use std::hint::black_box;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use sigil_plugins::{
-    NodeSpec, ObjectMeta, PluginHost, PluginSpec, PodSpec, ProcessFacts, RenderInput,
+    AttestationStep, Grants, HostConfig, JoinTokenRedeemer, NodeSpec, ObjectMeta, PluginHost,
+    PluginSpec, PodSpec, ProcessFacts, PublishTarget, RedeemError, RenderInput,
 };
-use sigil_types::{Selector, SpiffeId, TrustDomain};
+use sigil_types::{Bundle, Selector, SpiffeId, TrustDomain, X509Authority};
 
 const UNIX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/unix.wasm"));
 const K8S_TEMPLATE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_template.wasm"));
@@ -41,6 +52,8 @@ const TEMPLATE: &str =
     "spiffe://{{ .TrustDomain }}/ns/{{ .PodMeta.Namespace }}/sa/{{ .PodSpec.ServiceAccountName }}";
 
 struct Options {
+    /// `--profile-renderer`: only call the renderer, `iters` times, for a profiler.
+    profile_renderer: bool,
     iters: usize,
     warmup: usize,
     compiles: usize,
@@ -49,6 +62,7 @@ struct Options {
 
 fn options() -> Options {
     let mut o = Options {
+        profile_renderer: false,
         iters: 5000,
         warmup: 200,
         compiles: 10,
@@ -66,6 +80,7 @@ fn options() -> Options {
             "--warmup" => o.warmup = value(),
             "--compiles" => o.compiles = value(),
             "--loads" => o.loads = value(),
+            "--profile-renderer" => o.profile_renderer = true,
             // `cargo bench` passes `--bench`; ignore it and other harness flags.
             _ => {}
         }
@@ -295,6 +310,12 @@ fn main() {
         .load_id_renderer(&td, &PluginSpec::bytes("k8s_template", K8S_TEMPLATE, &data))
         .expect("k8s_template loads");
     let input = pod_input();
+    if o.profile_renderer {
+        for _ in 0..o.iters {
+            black_box(renderer.render(&input).expect("renders"));
+        }
+        return;
+    }
     let rendered = renderer.render(&input).expect("renders");
     assert_eq!(
         rendered,
@@ -343,6 +364,204 @@ fn main() {
         &cached_loads(&o, load_renderer),
         None,
     );
+    let cache = tempfile::tempdir().expect("cache dir");
+    row(
+        "load unix, precompiled (fresh host)",
+        &precompiled_loads(o.loads.min(200), cache.path(), load_unix),
+        None,
+    );
+    row(
+        "load k8s_template, precompiled",
+        &precompiled_loads(o.loads.min(200), cache.path(), load_renderer),
+        None,
+    );
+
+    node_attestors(&o, &host, &td);
+    publisher(&o, &host, &td);
+}
+
+/// Accepts every token: the bench times the plugin, not a datastore.
+struct AcceptAll;
+
+impl JoinTokenRedeemer for AcceptAll {
+    fn redeem(&self, token: &str) -> Result<(), RedeemError> {
+        black_box(token);
+        Ok(())
+    }
+}
+
+/// `join_token`'s server-side steps, natively: check the token, build the agent ID.
+fn native_join_token(td: &TrustDomain, payload: &[u8]) -> SpiffeId {
+    let token = std::str::from_utf8(payload).expect("utf-8");
+    assert!(
+        token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    );
+    black_box(AcceptAll.redeem(token)).expect("redeemed");
+    let id = SpiffeId::from_str(&format!(
+        "spiffe://{}/spire/agent/join_token/{token}",
+        td.name()
+    ))
+    .expect("id");
+    assert!(id.is_member_of(td));
+    id
+}
+
+fn node_attestors(o: &Options, host: &PluginHost, td: &TrustDomain) {
+    let server = host
+        .load_node_attestor_server(
+            td,
+            &PluginSpec::builtin("join_token", "")
+                .with_grants(Grants::default().with_join_tokens(Arc::new(AcceptAll))),
+        )
+        .expect("join_token server loads");
+    let token = "4f0b6d2e-9c1a-4e53-8f6b-2d7c9e1a0b35";
+    let agent = host
+        .load_node_attestor_agent(
+            td,
+            &PluginSpec::builtin("join_token", &format!("join_token = \"{token}\"")),
+        )
+        .expect("join_token agent loads");
+    let payload = agent.payload().expect("payload");
+    let (plugin, native) = alternate(
+        o,
+        || server.attest(&payload).expect("attested"),
+        || native_join_token(td, &payload),
+    );
+    row("node-attestor-server join_token", &plugin, Some(&native));
+    let (plugin, native) = alternate(
+        o,
+        || agent.payload().expect("payload"),
+        || token.as_bytes().to_vec(),
+    );
+    row("node-attestor-agent join_token", &plugin, Some(&native));
+
+    let dir = tempfile::tempdir().expect("pki dir");
+    write_pki(dir.path());
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let server = host
+        .load_node_attestor_server(
+            td,
+            &PluginSpec::builtin(
+                "x509pop",
+                &format!("ca_bundle_path = \"{}\"", path("root.pem")),
+            ),
+        )
+        .expect("x509pop server loads");
+    let agent = host
+        .load_node_attestor_agent(
+            td,
+            &PluginSpec::builtin(
+                "x509pop",
+                &format!(
+                    "certificate_path = \"{}\"\nprivate_key_path = \"{}\"",
+                    path("node.pem"),
+                    path("node.key")
+                ),
+            ),
+        )
+        .expect("x509pop agent loads");
+    let round = || {
+        let payload = agent.payload().expect("payload");
+        let AttestationStep::Challenge { challenge, state } =
+            server.attest(&payload).expect("round")
+        else {
+            panic!("x509pop challenges");
+        };
+        let answer = agent.answer(&challenge).expect("answer");
+        server.resume(&state, &answer).expect("attested")
+    };
+    let iters = o.iters.min(1000);
+    let samples = Samples::new(
+        (0..iters)
+            .map(|_| {
+                let start = Instant::now();
+                black_box(round());
+                start.elapsed()
+            })
+            .collect(),
+    );
+    row("x509pop full round (4 plugin calls)", &samples, None);
+}
+
+/// A root and a node certificate for x509pop, as files in `dir`.
+fn write_pki(dir: &std::path::Path) {
+    let root_key = rcgen::KeyPair::generate().expect("key");
+    let mut root_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    root_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let root = root_params.self_signed(&root_key).expect("root");
+    let issuer = rcgen::Issuer::from_params(&root_params, &root_key);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let leaf = rcgen::CertificateParams::new(vec!["node-1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("leaf");
+    std::fs::write(dir.join("root.pem"), root.pem()).expect("root");
+    std::fs::write(dir.join("node.pem"), leaf.pem()).expect("leaf");
+    std::fs::write(dir.join("node.key"), key.serialize_pem()).expect("key");
+}
+
+fn publisher(o: &Options, host: &PluginHost, td: &TrustDomain) {
+    let disk = host
+        .load_bundle_publisher(td, &PluginSpec::builtin("disk", "format = \"pem\""))
+        .expect("disk loads");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["ca".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let mut bundle = Bundle::new(td.clone());
+    bundle.x509_authorities.push(X509Authority {
+        der: cert.der().to_vec(),
+        tainted: false,
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let target = PublishTarget::File(dir.path().join("bundle.pem"));
+    let native_path = dir.path().join("native.pem");
+    let native = || {
+        let pem = bundle.x509_authorities_pem();
+        let temporary = dir.path().join(".native.tmp");
+        let mut file = std::fs::File::create(&temporary).expect("create");
+        std::io::Write::write_all(&mut file, pem.as_bytes()).expect("write");
+        file.sync_all().expect("sync");
+        std::fs::rename(&temporary, &native_path).expect("rename");
+    };
+    let iters = o.iters.min(500);
+    let short = Options {
+        iters,
+        profile_renderer: false,
+        warmup: o.warmup.min(20),
+        compiles: o.compiles,
+        loads: o.loads,
+    };
+    let (plugin, native) = alternate(
+        &short,
+        || disk.publish(&bundle, &target).expect("published"),
+        native,
+    );
+    row("bundle-publisher disk (write+fsync+rename)", &plugin, Some(&native));
+}
+
+/// Time `load` on `n` fresh hosts sharing the artifact cache `dir`, after one host filled
+/// it (host creation not timed): what a restart pays.
+fn precompiled_loads<T>(
+    n: usize,
+    dir: &std::path::Path,
+    load: impl Fn(&PluginHost) -> T,
+) -> Samples {
+    let cached = |dir: &std::path::Path| {
+        PluginHost::new(HostConfig::default().with_artifact_cache(dir)).expect("host")
+    };
+    black_box(load(&cached(dir)));
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let host = cached(dir);
+        let start = Instant::now();
+        black_box(load(&host));
+        samples.push(start.elapsed());
+    }
+    Samples::new(samples)
 }
 
 /// The attestor call and its native baseline, alternately, with cloning the facts (which

@@ -82,6 +82,10 @@ fn base_config(profile: Profile) -> Config {
     config
 }
 
+/// Bytes of each linear memory and table kept resident between instances of a pool slot.
+const KEEP_RESIDENT: usize = 256 << 10;
+const TABLE_KEEP_RESIDENT: usize = 64 << 10;
+
 /// The pool: one slot per concurrent call, each with room for the components a Rust
 /// `wasm32-wasip2` toolchain produces (a few core instances, memories and tables).
 fn pool(host: &HostConfig) -> PoolingAllocationConfig {
@@ -94,7 +98,13 @@ fn pool(host: &HostConfig) -> PoolingAllocationConfig {
         .max_memories_per_component(2)
         .max_tables_per_component(8)
         .max_core_instances_per_component(8)
-        .max_memory_size(host.memory_ceiling);
+        .max_memory_size(host.memory_ceiling)
+        // Reset the start of each memory by memset when an instance is freed instead of
+        // unmapping it, so the next call does not fault those pages in again: page faults
+        // and unmapping were half of a renderer call (BENCHMARKS.md). The built-ins link a
+        // 128 KiB stack (plugins/.cargo/config.toml) so what a call touches fits here.
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(TABLE_KEEP_RESIDENT);
     pool
 }
 
