@@ -540,7 +540,11 @@ fn publisher(o: &Options, host: &PluginHost, td: &TrustDomain) {
         || disk.publish(&bundle, &target).expect("published"),
         native,
     );
-    row("bundle-publisher disk (write+fsync+rename)", &plugin, Some(&native));
+    row(
+        "bundle-publisher disk (write+fsync+rename)",
+        &plugin,
+        Some(&native),
+    );
 }
 
 /// Time `load` on `n` fresh hosts sharing the artifact cache `dir`, after one host filled

@@ -89,7 +89,7 @@ pub(crate) fn verify_signature(
 
 fn parse<'a>(der: &'a [u8], what: &str) -> Result<X509Certificate<'a>, String> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(format!("{what} has trailing bytes")),
         Err(_) => Err(format!("{what} is not a DER certificate")),
     }

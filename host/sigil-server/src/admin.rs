@@ -1,0 +1,64 @@
+//! The admin Unix socket: SPIRE's server API for local operators and tools (the CLI,
+//! spire-controller-manager). Who may connect is decided by the socket file's mode (0770).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use sigil_proto::spire::api::server::agent::v1::agent_server::AgentServer;
+use sigil_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
+use sigil_proto::spire::api::server::entry::v1::entry_server::EntryServer;
+use tokio::net::UnixListener;
+use tokio_stream::wrappers::UnixListenerStream;
+
+use crate::api::agent::AgentApi;
+use crate::api::bundle::BundleApi;
+use crate::api::entry::EntryApi;
+use crate::error::ServerError;
+use crate::setup::{Server, create_private_dir};
+
+/// Mode of the admin socket: the server's user and group.
+const SOCKET_MODE: u32 = 0o770;
+
+/// Serve the admin API on the configured `socket_path` until `shutdown` completes. A stale
+/// socket file from an earlier run is replaced.
+pub async fn serve(
+    server: Arc<Server>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let path = server.config.socket_path.clone();
+    let listener = bind(&path)?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    tracing::info!(socket = %path.display(), "admin API listening");
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(EntryServer::new(EntryApi(server.clone())))
+        .add_service(AgentServer::new(AgentApi(server.clone())))
+        .add_service(BundleServer::new(BundleApi(server.clone())))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .await;
+    let _ = std::fs::remove_file(&path);
+    server.shutdown();
+    served.map_err(ServerError::from)
+}
+
+fn bind(path: &Path) -> Result<UnixListener, ServerError> {
+    let io = |source| ServerError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(socket = %path.display(), "removed a stale admin socket"),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io(error)),
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(io)?;
+    Ok(listener)
+}

@@ -1,0 +1,222 @@
+//! `spire.api.server.agent.v1.Agent` on the admin socket: join tokens and the agent
+//! listing and eviction calls. `AttestAgent` and `RenewAgent` belong to the agent-facing TCP
+//! API (mTLS), which is not served yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sigil_proto::spire::api::server::agent::v1 as api;
+use sigil_proto::spire::api::types as wire;
+use sigil_store::{AgentFilter, AgentMask, PageRequest};
+use sigil_types::{JoinToken, RegistrationEntry, SpiffeId};
+use tonic::{Request, Response, Status};
+
+use super::{spiffe_id, store_status};
+use crate::setup::Server;
+use crate::tokens::now;
+
+/// SPIRE's default join-token lifetime.
+const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(600);
+/// Largest page of agents returned.
+const MAX_PAGE: u32 = 1000;
+
+/// The agent service.
+pub(crate) struct AgentApi(pub(crate) Arc<Server>);
+
+#[tonic::async_trait]
+impl api::agent_server::Agent for AgentApi {
+    async fn count_agents(
+        &self,
+        request: Request<api::CountAgentsRequest>,
+    ) -> Result<Response<api::CountAgentsResponse>, Status> {
+        let filter = request.into_inner().filter.unwrap_or_default();
+        let filter = agent_filter(
+            filter.by_attestation_type,
+            filter.by_banned,
+            filter.by_can_reattest,
+        );
+        let count = self
+            .0
+            .store
+            .count_agents(&filter)
+            .await
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(api::CountAgentsResponse {
+            count: i32::try_from(count).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<api::ListAgentsRequest>,
+    ) -> Result<Response<api::ListAgentsResponse>, Status> {
+        let request = request.into_inner();
+        let filter = request.filter.unwrap_or_default();
+        let filter = agent_filter(
+            filter.by_attestation_type,
+            filter.by_banned,
+            filter.by_can_reattest,
+        );
+        let page_size = match u32::try_from(request.page_size) {
+            Ok(0) => MAX_PAGE,
+            Ok(size) => size.min(MAX_PAGE),
+            Err(_) => return Err(Status::invalid_argument("page_size must not be negative")),
+        };
+        let page = PageRequest {
+            page_size,
+            token: (!request.page_token.is_empty()).then_some(request.page_token),
+        };
+        let page = self
+            .0
+            .store
+            .list_agents(&filter, Some(&page))
+            .await
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(api::ListAgentsResponse {
+            agents: page.items.iter().map(wire::Agent::from).collect(),
+            next_page_token: page.next_token.unwrap_or_default(),
+        }))
+    }
+
+    async fn get_agent(
+        &self,
+        request: Request<api::GetAgentRequest>,
+    ) -> Result<Response<wire::Agent>, Status> {
+        let id = spiffe_id("id", request.into_inner().id.as_ref())?;
+        match self.0.store.fetch_agent(&id).await {
+            Ok(Some(agent)) => Ok(Response::new(wire::Agent::from(&agent))),
+            Ok(None) => Err(Status::not_found(format!("agent {id} not found"))),
+            Err(error) => Err(store_status(&error)),
+        }
+    }
+
+    async fn delete_agent(
+        &self,
+        request: Request<api::DeleteAgentRequest>,
+    ) -> Result<Response<()>, Status> {
+        let id = spiffe_id("id", request.into_inner().id.as_ref())?;
+        self.0
+            .store
+            .delete_agent(&id)
+            .await
+            .map_err(|e| store_status(&e))?;
+        tracing::info!(agent = %id, "agent evicted");
+        Ok(Response::new(()))
+    }
+
+    async fn ban_agent(
+        &self,
+        request: Request<api::BanAgentRequest>,
+    ) -> Result<Response<()>, Status> {
+        let id = spiffe_id("id", request.into_inner().id.as_ref())?;
+        let Some(mut agent) = self
+            .0
+            .store
+            .fetch_agent(&id)
+            .await
+            .map_err(|e| store_status(&e))?
+        else {
+            return Err(Status::not_found(format!("agent {id} not found")));
+        };
+        agent.banned = true;
+        let mask = AgentMask {
+            banned: true,
+            ..AgentMask::default()
+        };
+        self.0
+            .store
+            .update_agent(agent, &mask)
+            .await
+            .map_err(|e| store_status(&e))?;
+        tracing::info!(agent = %id, "agent banned");
+        Ok(Response::new(()))
+    }
+
+    type AttestAgentStream = tokio_stream::Empty<Result<api::AttestAgentResponse, Status>>;
+
+    async fn attest_agent(
+        &self,
+        _request: Request<tonic::Streaming<api::AttestAgentRequest>>,
+    ) -> Result<Response<Self::AttestAgentStream>, Status> {
+        Err(Status::unimplemented(
+            "AttestAgent is served on the agent API (bind_address:bind_port), not on the admin \
+             socket",
+        ))
+    }
+
+    async fn renew_agent(
+        &self,
+        _request: Request<api::RenewAgentRequest>,
+    ) -> Result<Response<api::RenewAgentResponse>, Status> {
+        Err(Status::unimplemented(
+            "RenewAgent is served on the agent API (bind_address:bind_port), not on the admin \
+             socket",
+        ))
+    }
+
+    async fn create_join_token(
+        &self,
+        request: Request<api::CreateJoinTokenRequest>,
+    ) -> Result<Response<wire::JoinToken>, Status> {
+        let request = request.into_inner();
+        let ttl = match u64::try_from(request.ttl) {
+            Ok(0) => DEFAULT_TOKEN_TTL,
+            Ok(seconds) => Duration::from_secs(seconds),
+            Err(_) => return Err(Status::invalid_argument("ttl must not be negative")),
+        };
+        let token = if request.token.is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            request.token
+        };
+        let expires_at = now().saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+        let join_token = JoinToken {
+            token: token.clone(),
+            expires_at,
+        };
+        // With an agent ID, SPIRE also registers that ID as a node alias of the agent the
+        // token will attest.
+        if let Some(alias) = request.agent_id.as_ref() {
+            let alias = spiffe_id("agent_id", Some(alias))?;
+            let agent_id = SpiffeId::new(
+                &self.0.trust_domain,
+                &format!("/spire/agent/join_token/{token}"),
+            )
+            .map_err(|e| Status::invalid_argument(format!("token: {e}")))?;
+            self.0
+                .store
+                .create_entry(RegistrationEntry::new(alias, agent_id, Vec::new()))
+                .await
+                .map_err(|e| store_status(&e))?;
+        }
+        self.0
+            .store
+            .create_join_token(join_token)
+            .await
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(wire::JoinToken {
+            value: token,
+            expires_at,
+        }))
+    }
+
+    async fn post_status(
+        &self,
+        _request: Request<api::PostStatusRequest>,
+    ) -> Result<Response<api::PostStatusResponse>, Status> {
+        Err(Status::unimplemented("PostStatus is not supported"))
+    }
+}
+
+fn agent_filter(
+    attestation_type: String,
+    banned: Option<bool>,
+    can_reattest: Option<bool>,
+) -> AgentFilter {
+    AgentFilter {
+        by_attestation_type: (!attestation_type.is_empty()).then_some(attestation_type),
+        by_banned: banned,
+        by_can_reattest: can_reattest,
+        ..AgentFilter::default()
+    }
+}

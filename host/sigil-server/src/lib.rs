@@ -1,0 +1,23 @@
+//! sigil-server: the certificate authority and registration server of one trust domain.
+//!
+//! [`Server::start`] turns a [`ServerConfig`](sigil_config::ServerConfig) into running parts:
+//! the datastore (SQLite or PostgreSQL), the key manager, the CA with its rotation, the
+//! authorized-entry cache following the datastore's event log, and the node attestor
+//! plugins. [`serve`] then serves SPIRE's server API on the admin Unix socket until told to
+//! stop. The `sigil-server` binary wraps both (`run`, `validate`) and hands every other
+//! command to [`sigil_cli`], SPIRE's admin CLI.
+//!
+//! Built so far (issue 4 is open): the admin socket with the entry API, join tokens and the
+//! agent listing calls, the bundle reads, and gRPC health. Not yet: the agent-facing TCP API
+//! (mTLS, `AttestAgent`, `BatchNewX509SVID`), the SVID and trust-domain services, the
+//! health-check HTTP listener.
+
+mod admin;
+mod api;
+mod error;
+mod setup;
+mod tokens;
+
+pub use admin::serve;
+pub use error::ServerError;
+pub use setup::Server;

@@ -1,0 +1,160 @@
+//! `sigil-server`: `run` and `validate` for the daemon; every other command is SPIRE's
+//! admin CLI (`entry`, `bundle`, `agent`, `token`, `jwt`, `x509`, `federation`,
+//! `healthcheck`), a client of the admin socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sigil_config::{ConfigError, LogFormat, LogLevel, ServerConfig};
+
+const USAGE: &str = "usage: sigil-server run -config <file> [-expandEnv]
+       sigil-server validate -config <file> [-expandEnv]
+       sigil-server <entry|bundle|agent|token|jwt|x509|federation|healthcheck> ...";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match args.first().map(String::as_str) {
+        Some("run") => runtime.block_on(run(&args[1..])),
+        Some("validate") => validate(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(_) => {
+            let code = runtime.block_on(sigil_cli::run(
+                &args,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            ));
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+/// `-config <file>` (or `--config`, `-config=<file>`) and `-expandEnv`.
+fn config_flags(args: &[String]) -> Result<(PathBuf, bool), String> {
+    let mut config = None;
+    let mut expand_env = false;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let name = arg.trim_start_matches('-');
+        match name.split_once('=') {
+            Some(("config", value)) => config = Some(PathBuf::from(value)),
+            Some(("expandEnv", value)) => expand_env = value == "true",
+            _ => match name {
+                "config" => {
+                    let value = iter
+                        .next()
+                        .ok_or_else(|| "flag needs an argument: -config".to_owned())?;
+                    config = Some(PathBuf::from(value));
+                }
+                "expandEnv" => expand_env = true,
+                other => return Err(format!("flag provided but not defined: -{other}")),
+            },
+        }
+    }
+    let config = config.ok_or_else(|| "-config is required".to_owned())?;
+    Ok((config, expand_env))
+}
+
+fn load(args: &[String]) -> Result<ServerConfig, ExitCode> {
+    let (path, expand_env) = config_flags(args).map_err(|message| {
+        eprintln!("error: {message}\n{USAGE}");
+        config_exit()
+    })?;
+    ServerConfig::from_file(&path, expand_env).map_err(|error| {
+        eprintln!("error: {error}");
+        config_exit()
+    })
+}
+
+/// Exit code of a configuration or flag error: 64, `EX_USAGE`.
+fn config_exit() -> ExitCode {
+    ExitCode::from(u8::try_from(ConfigError::EXIT_CODE).unwrap_or(64))
+}
+
+fn validate(args: &[String]) -> ExitCode {
+    match load(args) {
+        Ok(_) => {
+            println!("Configuration is valid.");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+async fn run(args: &[String]) -> ExitCode {
+    let config = match load(args) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    init_logging(config.log.level, config.log.format);
+    if let Some(telemetry) = &config.telemetry {
+        tracing::warn!(
+            line = telemetry.line,
+            "the telemetry block is not supported yet and is ignored"
+        );
+    }
+    let server = match sigil_server::Server::start(config).await {
+        Ok(server) => server,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot start");
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match sigil_server::serve(server, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+fn init_logging(level: LogLevel, format: LogFormat) {
+    let level = match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        _ => builder.init(),
+    }
+}

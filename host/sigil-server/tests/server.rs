@@ -1,0 +1,354 @@
+//! `sigil-server` as a real process: started from an HCL file on SQLite and on PostgreSQL,
+//! driven with its own CLI over the admin socket, stopped and started again.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions: a failed setup step must fail the test"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sigil-server");
+
+/// A server process and the paths of its test directory.
+struct Running {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Running {
+    fn start(config: &Path, socket: &Path) -> Self {
+        let child = Command::new(BIN)
+            .args(["run", "-config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn sigil-server");
+        let running = Running {
+            child,
+            socket: socket.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if running.cli(&["healthcheck"]).status.success() {
+                return running;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not become healthy"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Run a CLI command against this server's socket.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("-socketPath")
+            .arg(&self.socket)
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// Stop with SIGTERM and wait.
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let status = self.child.wait().expect("wait");
+        assert!(
+            status.success(),
+            "the server exits cleanly on SIGTERM: {status}"
+        );
+        assert!(!self.socket.exists(), "the socket is removed on shutdown");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn ok(output: Output) -> String {
+    assert!(output.status.success(), "command failed: {}", text(&output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn write_config(dir: &Path, data_store: &str) -> (PathBuf, PathBuf) {
+    let socket = dir.join("private/api.sock");
+    let config = dir.join("server.conf");
+    std::fs::write(
+        &config,
+        format!(
+            r#"server {{
+    bind_address = "127.0.0.1"
+    bind_port = "8081"
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    data_dir = "{data}"
+    log_level = "WARN"
+    ca_subject {{
+        country = ["US"]
+        organization = ["SPIFFE"]
+        common_name = ""
+    }}
+}}
+
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            {data_store}
+        }}
+    }}
+    KeyManager "disk" {{
+        plugin_data {{
+            keys_path = "{data}/keys"
+        }}
+    }}
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+}}
+
+health_checks {{
+    listener_enabled = true
+    bind_address = "127.0.0.1"
+    bind_port = "8080"
+    live_path = "/live"
+    ready_path = "/ready"
+}}
+"#,
+            socket = socket.display(),
+            data = dir.join("data").display(),
+            data_store = data_store.replace("DATA_DIR", &dir.join("data").display().to_string()),
+        ),
+    )
+    .expect("write server.conf");
+    (config, socket)
+}
+
+/// The whole operator flow against one data store.
+fn operator_flow(data_store: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, socket) = write_config(dir.path(), data_store);
+    assert!(
+        ok(Command::new(BIN)
+            .args(["validate", "-config"])
+            .arg(&config)
+            .output()
+            .expect("validate"))
+        .contains("valid")
+    );
+    let server = Running::start(&config, &socket);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&socket).expect("socket").permissions(),
+    ) & 0o777;
+    assert_eq!(mode, 0o770);
+
+    let created = ok(server.cli(&[
+        "entry",
+        "create",
+        "-spiffeID",
+        "spiffe://example.org/web",
+        "-parentID",
+        "spiffe://example.org/spire/agent/join_token/node-1",
+        "-selector",
+        "unix:uid:1000",
+        "-dns",
+        "web.example.org",
+    ]));
+    let entry_id = created
+        .lines()
+        .find_map(|l| l.strip_prefix("Entry ID         : "))
+        .expect("Entry ID line")
+        .trim()
+        .to_owned();
+    assert!(
+        created.contains("Selector         : unix:uid:1000"),
+        "{created}"
+    );
+
+    // The same entry again: AlreadyExists, echoing the stored entry; nothing added.
+    let again = server.cli(&[
+        "entry",
+        "create",
+        "-spiffeID",
+        "spiffe://example.org/web",
+        "-parentID",
+        "spiffe://example.org/spire/agent/join_token/node-1",
+        "-selector",
+        "unix:uid:1000",
+    ]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("AlreadyExists"), "{}", text(&again));
+    // Bad input: a selector without a value, an unknown federated trust domain.
+    let bad = server.cli(&[
+        "entry",
+        "create",
+        "-spiffeID",
+        "spiffe://example.org/x",
+        "-parentID",
+        "spiffe://example.org/y",
+        "-selector",
+        "unix",
+    ]);
+    assert!(!bad.status.success(), "{}", text(&bad));
+    let bad = server.cli(&[
+        "entry",
+        "create",
+        "-spiffeID",
+        "spiffe://example.org/x",
+        "-parentID",
+        "spiffe://example.org/y",
+        "-selector",
+        "unix:uid:1",
+        "-federatesWith",
+        "spiffe://other.org",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("no bundle for trust domain other.org"),
+        "{}",
+        text(&bad)
+    );
+    assert!(ok(server.cli(&["entry", "count"])).contains('1'));
+
+    let updated = ok(server.cli(&[
+        "entry",
+        "update",
+        "-entryID",
+        &entry_id,
+        "-spiffeID",
+        "spiffe://example.org/web",
+        "-parentID",
+        "spiffe://example.org/spire/agent/join_token/node-1",
+        "-selector",
+        "unix:uid:2000",
+    ]));
+    assert!(updated.contains("unix:uid:2000"), "{updated}");
+    let shown = ok(server.cli(&["entry", "show", "-spiffeID", "spiffe://example.org/web"]));
+    assert!(
+        shown.contains(&entry_id) && shown.contains("unix:uid:2000") && !shown.contains("uid:1000"),
+        "{shown}"
+    );
+
+    let token = ok(server.cli(&["token", "generate", "-ttl", "600"]));
+    assert!(
+        token.starts_with("Token: ") && token.trim().len() > 20,
+        "{token}"
+    );
+    let bundle = ok(server.cli(&["bundle", "show"]));
+    assert!(bundle.contains("BEGIN CERTIFICATE"), "{bundle}");
+    assert!(ok(server.cli(&["agent", "list"])).contains("No attested agents found"));
+
+    // A restart keeps the entries and the CA.
+    server.stop();
+    let server = Running::start(&config, &socket);
+    let shown = ok(server.cli(&["entry", "show", "-entryID", &entry_id]));
+    assert!(shown.contains("spiffe://example.org/web"), "{shown}");
+    assert_eq!(
+        ok(server.cli(&["bundle", "show"])),
+        bundle,
+        "the same CA after a restart"
+    );
+
+    ok(server.cli(&["entry", "delete", "-entryID", &entry_id]));
+    let missing = server.cli(&["entry", "show", "-entryID", &entry_id]);
+    assert!(
+        !missing.status.success() && text(&missing).contains("NotFound"),
+        "{}",
+        text(&missing)
+    );
+    server.stop();
+}
+
+#[test]
+fn operator_flow_on_sqlite() {
+    operator_flow(
+        r#"database_type = "sqlite3"
+            connection_string = "DATA_DIR/datastore.sqlite3""#,
+    );
+}
+
+#[test]
+fn operator_flow_on_postgres() {
+    let url = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must name the test PostgreSQL database (scripts/test.sh sets it)");
+    let schema = format!("sigil_server_{}", uuid::Uuid::new_v4().simple());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let admin = |sql: String| {
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect to PostgreSQL");
+            tokio::spawn(connection);
+            client.batch_execute(&sql).await.expect("admin SQL");
+        });
+    };
+    admin(format!("CREATE SCHEMA {schema}"));
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store_url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+    let result = std::panic::catch_unwind(|| {
+        operator_flow(&format!(
+            "database_type = \"postgres\"\n            connection_string = \"{store_url}\""
+        ));
+    });
+    admin(format!("DROP SCHEMA {schema} CASCADE"));
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn bad_configuration_exits_64_naming_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.conf");
+    std::fs::write(
+        &config,
+        "server {\n    trust_domain = \"example.org\"\n    data_dir = \"/tmp/x\"\n    ca_ttl = \"3x\"\n}\n",
+    )
+    .expect("write");
+    for command in ["validate", "run"] {
+        let output = Command::new(BIN)
+            .args([command, "-config"])
+            .arg(&config)
+            .output()
+            .expect("run");
+        assert_eq!(
+            output.status.code(),
+            Some(64),
+            "{command}: {}",
+            text(&output)
+        );
+        let message = text(&output);
+        assert!(
+            message.contains("bad.conf:4") && message.contains("server.ca_ttl"),
+            "{message}"
+        );
+    }
+    let output = Command::new(BIN)
+        .args(["run", "-nonsense"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+}
