@@ -29,6 +29,9 @@ pub enum ServerError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The agent API's TLS setup failed.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The gRPC server failed.
     #[error("serving: {0}")]
     Serve(#[from] tonic::transport::Error),

@@ -13,11 +13,14 @@
 //! health-check HTTP listener.
 
 mod admin;
+mod agent_api;
 mod api;
 mod error;
 mod setup;
+mod tls;
 mod tokens;
 
 pub use admin::serve;
+pub use agent_api::{serve_agents, serve_agents_on};
 pub use error::ServerError;
 pub use setup::Server;

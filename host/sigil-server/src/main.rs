@@ -113,12 +113,25 @@ async fn run(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match sigil_server::serve(server, shutdown_signal()).await {
-        Ok(()) => {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let served = tokio::try_join!(
+        sigil_server::serve(server.clone(), wait(stopped.clone())),
+        sigil_server::serve_agents(server, wait(stopped)),
+    );
+    match served {
+        Ok(_) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
         }
         Err(error) => {
+            tracing::error!(error = %error, "stopped");
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

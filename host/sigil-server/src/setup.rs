@@ -31,21 +31,9 @@ pub struct Server {
     pub(crate) trust_domain: TrustDomain,
     pub(crate) config: ServerConfig,
     pub(crate) store: Arc<dyn DataStore>,
-    #[expect(
-        dead_code,
-        reason = "the agent-facing API (SVID signing) is the next step of issue 4"
-    )]
     pub(crate) ca: Arc<CaManager>,
-    #[expect(
-        dead_code,
-        reason = "the agent-facing API (authorization) is the next step of issue 4"
-    )]
     pub(crate) cache: Arc<EntryCache>,
     /// Node attestors by configured name; used by the agent API.
-    #[expect(
-        dead_code,
-        reason = "the agent-facing API (AttestAgent) is the next step of issue 4"
-    )]
     pub(crate) node_attestors: BTreeMap<String, NodeAttestorServer>,
     stop: watch::Sender<bool>,
 }

@@ -99,7 +99,7 @@ fn write_config(dir: &Path, data_store: &str) -> (PathBuf, PathBuf) {
         format!(
             r#"server {{
     bind_address = "127.0.0.1"
-    bind_port = "8081"
+    bind_port = "0"
     socket_path = "{socket}"
     trust_domain = "example.org"
     data_dir = "{data}"

@@ -22,9 +22,7 @@ pub mod join_tokens {
 
 /// HTTP requests to allow-listed URLs (node attestors, bundle publishers).
 pub mod http {
-    pub use crate::bindings::node_server::sigil::plugin::http_client::{
-        Request, Response, fetch,
-    };
+    pub use crate::bindings::node_server::sigil::plugin::http_client::{Request, Response, fetch};
 }
 
 /// The cluster's Kubernetes API (server-side node attestors).

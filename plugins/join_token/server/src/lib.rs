@@ -60,7 +60,9 @@ impl NodeAttestorServer for JoinToken {
 /// A token becomes a path segment of the agent ID: letters, digits, `-`, `_` and `.` only.
 fn check_token(token: &str) -> Result<(), PluginError> {
     if token.is_empty() {
-        return Err(PluginError::InvalidArgument("the join token is empty".into()));
+        return Err(PluginError::InvalidArgument(
+            "the join token is empty".into(),
+        ));
     }
     if token.len() > MAX_TOKEN_LEN {
         return Err(PluginError::InvalidArgument(format!(

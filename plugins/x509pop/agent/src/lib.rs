@@ -26,7 +26,9 @@ impl NodeAttestorAgent for X509Pop {
         let has = |key: &str| settings.iter().any(|(k, _)| *k == key);
         for required in ["certificate_path", "private_key_path"] {
             if !has(required) {
-                return Err(PluginError::InvalidArgument(format!("{required} is required")));
+                return Err(PluginError::InvalidArgument(format!(
+                    "{required} is required"
+                )));
             }
         }
         Ok(X509Pop {

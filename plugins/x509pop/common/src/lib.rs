@@ -68,10 +68,7 @@ pub fn from_json<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Resu
 
 /// The `key = "value"` lines of `plugin_data`, checked against `known` keys. Blank lines
 /// and `#` or `//` comments are skipped; unknown keys and malformed lines are errors.
-pub fn settings<'a>(
-    config: &'a str,
-    known: &[&str],
-) -> Result<Vec<(&'a str, &'a str)>, String> {
+pub fn settings<'a>(config: &'a str, known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, String> {
     let mut settings = Vec::new();
     for (number, line) in config.lines().enumerate() {
         let line = line.trim();
@@ -93,7 +90,12 @@ pub fn settings<'a>(
         let value = value
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))
-            .ok_or_else(|| format!("plugin_data line {}: {key} must be a quoted string", number + 1))?;
+            .ok_or_else(|| {
+                format!(
+                    "plugin_data line {}: {key} must be a quoted string",
+                    number + 1
+                )
+            })?;
         settings.push((key, value));
     }
     Ok(settings)

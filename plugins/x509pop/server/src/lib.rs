@@ -159,7 +159,9 @@ fn check_template(template: &str) -> Result<(), PluginError> {
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or_else(|| {
-            invalid(format!("agent_path_template {template:?} has an unclosed {{{{"))
+            invalid(format!(
+                "agent_path_template {template:?} has an unclosed {{{{"
+            ))
         })?;
         let field = after[..end].trim();
         if !FIELDS.contains(&field) {

@@ -1,0 +1,314 @@
+//! `AttestAgent` and `RenewAgent`: node attestation through the configured node attestor
+//! plugin, over as many challenge rounds as it asks for, then the agent's X509-SVID.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sigil_ca::X509SvidParams;
+use sigil_plugins::{AttestationStep, AttestedNode, NodeAttestorServer, PluginError};
+use sigil_proto::spire::api::server::agent::v1 as api;
+use sigil_proto::spire::api::types as wire;
+use sigil_store::AgentMask;
+use sigil_types::AttestedAgent;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::api::store_status;
+use crate::setup::Server;
+use crate::tokens::now;
+
+/// Most challenge rounds one attestation may take.
+const MAX_ROUNDS: usize = 8;
+/// How long the server waits for an agent's answer to a challenge.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The agent service as agents see it on the TCP API.
+pub(crate) struct AgentPeerApi(pub(crate) Arc<Server>);
+
+type Sender = mpsc::Sender<Result<api::AttestAgentResponse, Status>>;
+
+#[tonic::async_trait]
+impl api::agent_server::Agent for AgentPeerApi {
+    type AttestAgentStream = ReceiverStream<Result<api::AttestAgentResponse, Status>>;
+
+    async fn attest_agent(
+        &self,
+        request: Request<Streaming<api::AttestAgentRequest>>,
+    ) -> Result<Response<Self::AttestAgentStream>, Status> {
+        let mut stream = request.into_inner();
+        let (send, receive) = mpsc::channel(2);
+        let server = self.0.clone();
+        tokio::spawn(async move {
+            let result = attest(&server, &mut stream, &send).await;
+            let message = match result {
+                Ok((svid, reattestable)) => Ok(api::AttestAgentResponse {
+                    step: Some(api::attest_agent_response::Step::Result(
+                        api::attest_agent_response::Result {
+                            svid: Some(svid),
+                            reattestable,
+                        },
+                    )),
+                }),
+                Err(status) => {
+                    tracing::info!(code = ?status.code(), message = status.message(), "agent attestation refused");
+                    Err(status)
+                }
+            };
+            let _ = send.send(message).await;
+        });
+        Ok(Response::new(ReceiverStream::new(receive)))
+    }
+
+    async fn renew_agent(
+        &self,
+        request: Request<api::RenewAgentRequest>,
+    ) -> Result<Response<api::RenewAgentResponse>, Status> {
+        let agent_id = super::calling_agent(&self.0, &request)?;
+        let csr = request
+            .into_inner()
+            .params
+            .ok_or_else(|| Status::invalid_argument("params are required"))?
+            .csr;
+        let svid = agent_svid(&self.0, &agent_id, &csr)?;
+        Ok(Response::new(api::RenewAgentResponse { svid: Some(svid) }))
+    }
+
+    async fn count_agents(
+        &self,
+        _request: Request<api::CountAgentsRequest>,
+    ) -> Result<Response<api::CountAgentsResponse>, Status> {
+        Err(admin_only())
+    }
+
+    async fn list_agents(
+        &self,
+        _request: Request<api::ListAgentsRequest>,
+    ) -> Result<Response<api::ListAgentsResponse>, Status> {
+        Err(admin_only())
+    }
+
+    async fn get_agent(
+        &self,
+        _request: Request<api::GetAgentRequest>,
+    ) -> Result<Response<wire::Agent>, Status> {
+        Err(admin_only())
+    }
+
+    async fn delete_agent(
+        &self,
+        _request: Request<api::DeleteAgentRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(admin_only())
+    }
+
+    async fn ban_agent(
+        &self,
+        _request: Request<api::BanAgentRequest>,
+    ) -> Result<Response<()>, Status> {
+        Err(admin_only())
+    }
+
+    async fn create_join_token(
+        &self,
+        _request: Request<api::CreateJoinTokenRequest>,
+    ) -> Result<Response<wire::JoinToken>, Status> {
+        Err(admin_only())
+    }
+
+    async fn post_status(
+        &self,
+        _request: Request<api::PostStatusRequest>,
+    ) -> Result<Response<api::PostStatusResponse>, Status> {
+        Err(Status::unimplemented("PostStatus is not supported"))
+    }
+}
+
+/// Admin calls are refused on the TCP API until admin entries' SVIDs are recognised there.
+fn admin_only() -> Status {
+    Status::permission_denied("admin calls are served on the admin socket only")
+}
+
+/// Run the attestation to the end and return the agent's SVID and whether it may
+/// re-attest.
+async fn attest(
+    server: &Server,
+    stream: &mut Streaming<api::AttestAgentRequest>,
+    send: &Sender,
+) -> Result<(wire::X509svid, bool), Status> {
+    let first = stream
+        .message()
+        .await?
+        .ok_or_else(|| Status::invalid_argument("the stream ended before the first message"))?;
+    let Some(api::attest_agent_request::Step::Params(params)) = first.step else {
+        return Err(Status::invalid_argument(
+            "the first message must carry params",
+        ));
+    };
+    let data = params
+        .data
+        .ok_or_else(|| Status::invalid_argument("params.data is required"))?;
+    let csr = params
+        .params
+        .ok_or_else(|| Status::invalid_argument("params.params is required"))?
+        .csr;
+    let plugin = server
+        .node_attestors
+        .get(&data.r#type)
+        .cloned()
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "no node attestor named {:?} is configured",
+                data.r#type
+            ))
+        })?;
+
+    let mut step = run_plugin(&plugin, Round::Attest(data.payload)).await?;
+    for _ in 0..MAX_ROUNDS {
+        let (challenge, state) = match step {
+            AttestationStep::Done(node) => return finish(server, &plugin, node, &csr).await,
+            AttestationStep::Challenge { challenge, state } => (challenge, state),
+            _ => return Err(Status::internal("unknown attestation step")),
+        };
+        send.send(Ok(api::AttestAgentResponse {
+            step: Some(api::attest_agent_response::Step::Challenge(challenge)),
+        }))
+        .await
+        .map_err(|_| Status::cancelled("the agent went away"))?;
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, stream.next())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no answer to the challenge in time"))?
+            .ok_or_else(|| Status::invalid_argument("the stream ended before the answer"))??;
+        let Some(api::attest_agent_request::Step::ChallengeResponse(response)) = answer.step else {
+            return Err(Status::invalid_argument("expected a challenge response"));
+        };
+        step = run_plugin(&plugin, Round::Resume(state, response)).await?;
+    }
+    Err(Status::permission_denied(format!(
+        "node attestor {} asked for more than {MAX_ROUNDS} rounds",
+        plugin.name()
+    )))
+}
+
+enum Round {
+    Attest(Vec<u8>),
+    Resume(Vec<u8>, Vec<u8>),
+}
+
+/// One plugin call on a blocking thread (plugin calls are synchronous and may block on
+/// capability I/O).
+async fn run_plugin(plugin: &NodeAttestorServer, round: Round) -> Result<AttestationStep, Status> {
+    let plugin = plugin.clone();
+    tokio::task::spawn_blocking(move || match round {
+        Round::Attest(payload) => plugin.attest(&payload),
+        Round::Resume(state, response) => plugin.resume(&state, &response),
+    })
+    .await
+    .map_err(|_| Status::internal("the node attestor call panicked"))?
+    .map_err(|error| plugin_status(&error))
+}
+
+/// A plugin's refusal as the agent sees it: the plugin's own reasons are for the agent;
+/// host failures are logged and hidden.
+fn plugin_status(error: &PluginError) -> Status {
+    match error {
+        PluginError::Plugin { reason, .. } if reason.starts_with("invalid-argument") => {
+            Status::invalid_argument(format!("failed to attest: {reason}"))
+        }
+        PluginError::Plugin { reason, .. } if reason.starts_with("unavailable") => {
+            Status::unavailable(format!("failed to attest: {reason}"))
+        }
+        PluginError::Plugin { reason, .. } => {
+            Status::permission_denied(format!("failed to attest: {reason}"))
+        }
+        other => {
+            tracing::error!(error = %other, "node attestor failed");
+            Status::internal("the node attestor failed; see the server log")
+        }
+    }
+}
+
+/// The node is attested: refuse a banned agent, store it, sign its SVID.
+async fn finish(
+    server: &Server,
+    plugin: &NodeAttestorServer,
+    node: AttestedNode,
+    csr: &[u8],
+) -> Result<(wire::X509svid, bool), Status> {
+    let existing = server
+        .store
+        .fetch_agent(&node.agent_id)
+        .await
+        .map_err(|e| store_status(&e))?;
+    if existing.as_ref().is_some_and(|agent| agent.banned) {
+        return Err(Status::permission_denied(format!(
+            "agent {} is banned",
+            node.agent_id
+        )));
+    }
+    let svid = agent_svid(server, &node.agent_id, csr)?;
+    let serial = serial_of(&svid)?;
+    let reattestable = node.can_reattest;
+    let agent = AttestedAgent {
+        spiffe_id: node.agent_id.clone(),
+        attestation_type: plugin.name().to_owned(),
+        cert_serial_number: serial,
+        cert_not_after: svid.expires_at,
+        new_cert_serial_number: String::new(),
+        new_cert_not_after: 0,
+        selectors: node.selectors,
+        banned: false,
+        can_reattest: node.can_reattest,
+    };
+    let stored = match existing {
+        None => server.store.create_agent(agent).await,
+        Some(_) => {
+            let mask = AgentMask {
+                cert_serial_number: true,
+                cert_not_after: true,
+                selectors: true,
+                ..AgentMask::default()
+            };
+            server.store.update_agent(agent, &mask).await
+        }
+    };
+    stored.map_err(|e| store_status(&e))?;
+    // The agent's next call must find itself in the cache.
+    if let Err(error) = server.cache.sync_once(server.store.as_ref()).await {
+        tracing::warn!(error = %error, "entry cache sync after attestation failed");
+    }
+    tracing::info!(agent = %node.agent_id, attestor = plugin.name(), "agent attested");
+    Ok((svid, reattestable))
+}
+
+/// Sign the agent's CSR as `agent_id` with the agent TTL.
+pub(crate) fn agent_svid(
+    server: &Server,
+    agent_id: &sigil_types::SpiffeId,
+    csr: &[u8],
+) -> Result<wire::X509svid, Status> {
+    let mut params = X509SvidParams::new(agent_id.clone());
+    params.ttl = server.config.agent_ttl;
+    let issued = server
+        .ca
+        .mint_x509_svid(csr, &params, now())
+        .map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+    Ok(wire::X509svid {
+        cert_chain: issued.cert_chain,
+        id: Some(wire::Spiffeid::from(agent_id)),
+        expires_at: issued.expires_at,
+        hint: String::new(),
+    })
+}
+
+fn serial_of(svid: &wire::X509svid) -> Result<String, Status> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let leaf = svid
+        .cert_chain
+        .first()
+        .ok_or_else(|| Status::internal("the CA returned no certificate"))?;
+    let (_, cert) = X509Certificate::from_der(leaf)
+        .map_err(|_| Status::internal("the CA returned an unreadable certificate"))?;
+    Ok(cert.serial.to_str_radix(10))
+}

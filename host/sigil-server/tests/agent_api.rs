@@ -1,0 +1,378 @@
+//! The agent-facing API over loopback TLS, in process: join-token attestation, a reused
+//! token, BatchNewX509SVID for authorized and unauthorized entries, a banned agent.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions: a failed setup step must fail the test"
+)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sigil_proto::spire::api::server::agent::v1 as agent;
+use sigil_proto::spire::api::server::svid::v1 as svid;
+use sigil_proto::spire::api::types as wire;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+const SERVER_ID: &str = "spiffe://example.org/spire/server";
+
+/// Trusts the bundle's roots and requires the server's SPIFFE ID in the URI SAN (SPIFFE
+/// certificates carry no DNS name).
+#[derive(Debug)]
+struct SpiffeServerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(verified) => Ok(verified),
+            // The chain verified; only the DNS name is missing, as for every SPIFFE SVID.
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => {
+                let text = String::from_utf8_lossy(end_entity.as_ref()).into_owned();
+                assert!(
+                    text.contains(SERVER_ID),
+                    "the server presents its SPIFFE ID"
+                );
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A gRPC channel to `address` over TLS, trusting `bundle_pem`, with `identity` (an agent
+/// SVID chain and its key) when given.
+async fn channel(
+    address: SocketAddr,
+    bundle_pem: &str,
+    identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+) -> Channel {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = RootCertStore::empty();
+    for block in pem::parse_many(bundle_pem).expect("bundle PEM") {
+        roots
+            .add(CertificateDer::from(block.into_contents()))
+            .expect("root");
+    }
+    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("verifier");
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier { inner }));
+    let mut config = match identity {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(
+                chain.into_iter().map(CertificateDer::from).collect(),
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .expect("client auth"),
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = TlsConnector::from(Arc::new(config));
+    Endpoint::from_static("http://sigil-server")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(address).await?;
+                let name = ServerName::try_from("sigil-server").map_err(std::io::Error::other)?;
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
+        .expect("connect to the agent API")
+}
+
+async fn cli(socket: &Path, args: &[&str]) -> (i32, String) {
+    let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    args.push("-socketPath".into());
+    args.push(socket.display().to_string());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = sigil_cli::run(&args, &mut out, &mut err).await;
+    (
+        code,
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        ),
+    )
+}
+
+/// Attest with `token`; the agent key is generated here and never leaves the test.
+async fn attest(
+    channel: Channel,
+    token: &str,
+    key: &rcgen::KeyPair,
+) -> Result<wire::X509svid, tonic::Status> {
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(key)
+        .expect("csr");
+    let first = agent::AttestAgentRequest {
+        step: Some(agent::attest_agent_request::Step::Params(
+            agent::attest_agent_request::Params {
+                data: Some(wire::AttestationData {
+                    r#type: "join_token".into(),
+                    payload: token.as_bytes().to_vec(),
+                }),
+                params: Some(agent::AgentX509svidParams {
+                    csr: csr.der().to_vec(),
+                }),
+            },
+        )),
+    };
+    let mut client = agent::agent_client::AgentClient::new(channel);
+    let mut responses = client
+        .attest_agent(tokio_stream::iter(vec![first]))
+        .await?
+        .into_inner();
+    let response = responses
+        .message()
+        .await?
+        .expect("a response before the stream ends");
+    match response.step {
+        Some(agent::attest_agent_response::Step::Result(result)) => Ok(result.svid.expect("svid")),
+        other => panic!("join_token has no challenge, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("api.sock");
+    let text = format!(
+        r#"server {{
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    data_dir = "{data}"
+}}
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            database_type = "sqlite3"
+            connection_string = "{data}/datastore.sqlite3"
+        }}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+}}
+"#,
+        socket = socket.display(),
+        data = dir.path().join("data").display()
+    );
+    let config = sigil_config::ServerConfig::parse(&text, "server.conf", false).expect("config");
+    let server = sigil_server::Server::start(config).await.expect("start");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(sigil_server::serve(server.clone(), std::future::pending()));
+    tokio::spawn(sigil_server::serve_agents_on(
+        server.clone(),
+        listener,
+        std::future::pending(),
+    ));
+    for _ in 0..100 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let (code, token) = cli(&socket, &["token", "generate"]).await;
+    assert_eq!(code, 0, "{token}");
+    let token = token
+        .trim()
+        .strip_prefix("Token: ")
+        .expect("token")
+        .to_owned();
+    let (code, bundle) = cli(&socket, &["bundle", "show"]).await;
+    assert_eq!(code, 0, "{bundle}");
+
+    // Attestation: the agent ID is SPIRE's join_token form.
+    let key = rcgen::KeyPair::generate().expect("agent key");
+    let agent_svid = attest(channel(address, &bundle, None).await, &token, &key)
+        .await
+        .expect("attested");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    assert_eq!(
+        agent_svid.id.as_ref().map(|id| id.path.as_str()),
+        Some(format!("/spire/agent/join_token/{token}").as_str())
+    );
+
+    // The token works once.
+    let other_key = rcgen::KeyPair::generate().expect("key");
+    let reused = attest(channel(address, &bundle, None).await, &token, &other_key)
+        .await
+        .expect_err("a used token is refused");
+    assert_eq!(reused.code(), tonic::Code::PermissionDenied, "{reused}");
+
+    // Entries: one for this agent, one for another.
+    let create = |spiffe_id: &'static str, parent: String| {
+        let socket = socket.clone();
+        async move {
+            let (code, out) = cli(
+                &socket,
+                &[
+                    "entry",
+                    "create",
+                    "-spiffeID",
+                    spiffe_id,
+                    "-parentID",
+                    &parent,
+                    "-selector",
+                    "unix:uid:1000",
+                ],
+            )
+            .await;
+            assert_eq!(code, 0, "{out}");
+            out.lines()
+                .find_map(|l| l.strip_prefix("Entry ID         : "))
+                .expect("entry ID")
+                .trim()
+                .to_owned()
+        }
+    };
+    let mine = create("spiffe://example.org/web", agent_id.clone()).await;
+    let theirs = create(
+        "spiffe://example.org/db",
+        "spiffe://example.org/spire/agent/join_token/someone-else".into(),
+    )
+    .await;
+
+    let identity = Some((agent_svid.cert_chain.clone(), key.serialize_der()));
+    let mut svids =
+        svid::svid_client::SvidClient::new(channel(address, &bundle, identity.clone()).await);
+    let workload_key = rcgen::KeyPair::generate().expect("workload key");
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(&workload_key)
+        .expect("csr")
+        .der()
+        .to_vec();
+    let mut results = Vec::new();
+    for _ in 0..50 {
+        // The cache follows the datastore's event log: give it a moment for the entries.
+        results = svids
+            .batch_new_x509svid(svid::BatchNewX509svidRequest {
+                params: vec![
+                    svid::NewX509svidParams {
+                        entry_id: mine.clone(),
+                        csr: csr.clone(),
+                    },
+                    svid::NewX509svidParams {
+                        entry_id: theirs.clone(),
+                        csr: csr.clone(),
+                    },
+                ],
+            })
+            .await
+            .expect("batch")
+            .into_inner()
+            .results;
+        if results[0].status.as_ref().is_some_and(|s| s.code == 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = |i: usize| results[i].status.clone().expect("status");
+    assert_eq!(status(0).code, 0, "{:?}", status(0));
+    assert_eq!(
+        results[0]
+            .svid
+            .as_ref()
+            .and_then(|s| s.id.as_ref())
+            .map(|id| id.path.as_str()),
+        Some("/web")
+    );
+    assert_eq!(status(1).code, tonic::Code::PermissionDenied as i32);
+    assert!(
+        status(1).message.contains("spiffe://example.org/db"),
+        "{}",
+        status(1).message
+    );
+
+    // Without an SVID, BatchNewX509SVID is refused.
+    let mut anonymous = svid::svid_client::SvidClient::new(channel(address, &bundle, None).await);
+    let refused = anonymous
+        .batch_new_x509svid(svid::BatchNewX509svidRequest { params: vec![] })
+        .await
+        .expect_err("anonymous");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    // A banned agent is refused.
+    let (code, out) = cli(&socket, &["agent", "ban", "-spiffeID", &agent_id]).await;
+    assert_eq!(code, 0, "{out}");
+    let mut banned = None;
+    for _ in 0..50 {
+        match svids
+            .batch_new_x509svid(svid::BatchNewX509svidRequest { params: vec![] })
+            .await
+        {
+            Err(status) => {
+                banned = Some(status);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let banned = banned.expect("the ban reaches the cache");
+    assert_eq!(banned.code(), tonic::Code::PermissionDenied);
+    assert!(banned.message().contains("banned"), "{banned}");
+    server.shutdown();
+}
