@@ -8,12 +8,14 @@ use std::sync::Arc;
 use sigil_proto::spire::api::server::agent::v1::agent_server::AgentServer;
 use sigil_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
 use sigil_proto::spire::api::server::entry::v1::entry_server::EntryServer;
+use sigil_proto::spire::api::server::svid::v1::svid_server::SvidServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::agent::AgentApi;
 use crate::api::bundle::BundleApi;
 use crate::api::entry::EntryApi;
+use crate::api::svid::SvidAdminApi;
 use crate::error::ServerError;
 use crate::setup::{Server, create_private_dir};
 
@@ -38,6 +40,7 @@ pub async fn serve(
         .add_service(EntryServer::new(EntryApi(server.clone())))
         .add_service(AgentServer::new(AgentApi(server.clone())))
         .add_service(BundleServer::new(BundleApi(server.clone())))
+        .add_service(SvidServer::new(SvidAdminApi(server.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&path);

@@ -254,6 +254,38 @@ fn operator_flow(data_store: &str) {
         token.starts_with("Token: ") && token.trim().len() > 20,
         "{token}"
     );
+    let minted = dir.path().join("minted");
+    std::fs::create_dir(&minted).expect("mint directory");
+    ok(server.cli(&[
+        "x509",
+        "mint",
+        "-spiffeID",
+        "spiffe://example.org/web",
+        "-write",
+        &minted.display().to_string(),
+    ]));
+    let svid_pem = std::fs::read_to_string(minted.join("svid.pem")).expect("svid.pem");
+    assert!(svid_pem.contains("BEGIN CERTIFICATE"), "{svid_pem}");
+    let foreign = server.cli(&["x509", "mint", "-spiffeID", "spiffe://other.org/web"]);
+    assert!(!foreign.status.success());
+    assert!(
+        text(&foreign).contains("not in trust domain"),
+        "{}",
+        text(&foreign)
+    );
+    let jwt = ok(server.cli(&[
+        "jwt",
+        "mint",
+        "-spiffeID",
+        "spiffe://example.org/web",
+        "-audience",
+        "db",
+    ]));
+    assert_eq!(
+        jwt.trim().split('.').count(),
+        3,
+        "a JWS compact token: {jwt}"
+    );
     let bundle = ok(server.cli(&["bundle", "show"]));
     assert!(bundle.contains("BEGIN CERTIFICATE"), "{bundle}");
     assert!(ok(server.cli(&["agent", "list"])).contains("No attested agents found"));

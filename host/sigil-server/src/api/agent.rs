@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sigil_proto::spire::api::server::agent::v1 as api;
 use sigil_proto::spire::api::types as wire;
-use sigil_store::{AgentFilter, AgentMask, PageRequest};
+use sigil_store::{AgentFilter, AgentMask};
 use sigil_types::{JoinToken, RegistrationEntry, SpiffeId};
 use tonic::{Request, Response, Status};
 
@@ -17,9 +17,6 @@ use crate::tokens::now;
 
 /// SPIRE's default join-token lifetime.
 const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(600);
-/// Largest page of agents returned.
-const MAX_PAGE: u32 = 1000;
-
 /// The agent service.
 pub(crate) struct AgentApi(pub(crate) Arc<Server>);
 
@@ -57,15 +54,7 @@ impl api::agent_server::Agent for AgentApi {
             filter.by_banned,
             filter.by_can_reattest,
         );
-        let page_size = match u32::try_from(request.page_size) {
-            Ok(0) => MAX_PAGE,
-            Ok(size) => size.min(MAX_PAGE),
-            Err(_) => return Err(Status::invalid_argument("page_size must not be negative")),
-        };
-        let page = PageRequest {
-            page_size,
-            token: (!request.page_token.is_empty()).then_some(request.page_token),
-        };
+        let page = super::page_request(request.page_size, request.page_token)?;
         let page = self
             .0
             .store

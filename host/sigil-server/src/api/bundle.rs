@@ -5,15 +5,12 @@ use std::sync::Arc;
 
 use sigil_proto::spire::api::server::bundle::v1 as api;
 use sigil_proto::spire::api::types as wire;
-use sigil_store::{DeleteMode, PageRequest};
+use sigil_store::DeleteMode;
 use sigil_types::{Bundle, TrustDomain};
 use tonic::{Request, Response, Status};
 
 use super::{item_status, ok_status, store_status};
 use crate::setup::Server;
-
-/// Largest page of bundles returned.
-const MAX_PAGE: u32 = 1000;
 
 /// The bundle service.
 pub(crate) struct BundleApi(pub(crate) Arc<Server>);
@@ -63,15 +60,7 @@ impl api::bundle_server::Bundle for BundleApi {
         request: Request<api::ListFederatedBundlesRequest>,
     ) -> Result<Response<api::ListFederatedBundlesResponse>, Status> {
         let request = request.into_inner();
-        let page_size = match u32::try_from(request.page_size) {
-            Ok(0) => MAX_PAGE,
-            Ok(size) => size.min(MAX_PAGE),
-            Err(_) => return Err(Status::invalid_argument("page_size must not be negative")),
-        };
-        let page = PageRequest {
-            page_size,
-            token: (!request.page_token.is_empty()).then_some(request.page_token),
-        };
+        let page = super::page_request(request.page_size, request.page_token)?;
         let page = self
             .0
             .store

@@ -5,17 +5,12 @@ use std::sync::Arc;
 
 use sigil_proto::spire::api::server::entry::v1 as api;
 use sigil_proto::spire::api::types as wire;
-use sigil_store::{
-    EntryFilter, EntryMask, FederatesWithMatch, MatchMode, PageRequest, SelectorMatch,
-};
+use sigil_store::{EntryFilter, EntryMask, FederatesWithMatch, MatchMode, SelectorMatch};
 use sigil_types::{EntryId, RegistrationEntry, Selector, TrustDomain};
 use tonic::{Request, Response, Status};
 
 use super::{item_status, ok_status, spiffe_id, store_status};
 use crate::setup::Server;
-
-/// Largest page the server returns; also the page size when the caller leaves it to us.
-const MAX_PAGE: u32 = 1000;
 
 /// The entry service.
 pub(crate) struct EntryApi(pub(crate) Arc<Server>);
@@ -64,15 +59,7 @@ impl api::entry_server::Entry for EntryApi {
             filter.by_federates_with.as_ref(),
             filter.by_hint,
         )?;
-        let page_size = match u32::try_from(request.page_size) {
-            Ok(0) => MAX_PAGE,
-            Ok(size) => size.min(MAX_PAGE),
-            Err(_) => return Err(Status::invalid_argument("page_size must not be negative")),
-        };
-        let page = PageRequest {
-            page_size,
-            token: (!request.page_token.is_empty()).then_some(request.page_token),
-        };
+        let page = super::page_request(request.page_size, request.page_token)?;
         let page = self
             .0
             .store

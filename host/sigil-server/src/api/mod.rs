@@ -4,8 +4,10 @@
 pub(crate) mod agent;
 pub(crate) mod bundle;
 pub(crate) mod entry;
+pub(crate) mod svid;
 
 use sigil_proto::spire::api::types as wire;
+use sigil_store::PageRequest;
 use sigil_types::SpiffeId;
 use tonic::{Code, Status};
 
@@ -41,6 +43,22 @@ pub(crate) fn ok_status() -> wire::Status {
         code: Code::Ok as i32,
         message: String::new(),
     }
+}
+
+/// Largest page any listing returns; also the page size when the caller leaves it to us.
+pub(crate) const MAX_PAGE: u32 = 1000;
+
+/// A listing's `page_size` and `page_token` as a datastore page request.
+pub(crate) fn page_request(page_size: i32, page_token: String) -> Result<PageRequest, Status> {
+    let page_size = match u32::try_from(page_size) {
+        Ok(0) => MAX_PAGE,
+        Ok(size) => size.min(MAX_PAGE),
+        Err(_) => return Err(Status::invalid_argument("page_size must not be negative")),
+    };
+    Ok(PageRequest {
+        page_size,
+        token: (!page_token.is_empty()).then_some(page_token),
+    })
 }
 
 /// A required SPIFFE ID field of a request.
