@@ -16,6 +16,7 @@ mod admin;
 mod agent_api;
 mod api;
 mod error;
+mod listen;
 mod setup;
 mod tls;
 mod tokens;

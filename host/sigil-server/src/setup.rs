@@ -50,7 +50,12 @@ impl Server {
             KeyManagerConfig::Disk { keys_path } => Arc::new(DiskKeyManager::open(keys_path)?),
             _ => Arc::new(MemoryKeyManager::new()),
         };
-        let storage = Arc::new(DataStoreCaStorage::new(store.clone(), "server"));
+        // Servers sharing a database each keep their own CA slots; the bundle is shared.
+        let instance = instance_id(&data_dir)?;
+        let storage = Arc::new(DataStoreCaStorage::new(
+            store.clone(),
+            format!("server/{instance}"),
+        ));
         let ca = Arc::new(CaManager::start(ca_config(&config), keys, storage, now()).await?);
         tracing::info!(
             trust_domain = %config.trust_domain,
@@ -100,6 +105,13 @@ impl Server {
             CACHE_POLL,
             wait_for_stop(stopped.clone()),
         ));
+        if config.plugins.data_store.database_type == DatabaseType::Postgres {
+            tokio::spawn(crate::listen::wake_on_notify(
+                config.plugins.data_store.connection_string.clone(),
+                cache.clone(),
+                stopped.clone(),
+            ));
+        }
         let rotation = tokio::spawn(sigil_ca::run_rotation(
             ca.clone(),
             Arc::new(SystemClock),
@@ -190,6 +202,26 @@ fn ca_config(config: &ServerConfig) -> CaConfig {
             bundle_file_path: upstream.bundle_file_path.clone(),
         });
     ca
+}
+
+/// This server's instance ID, kept in `<data_dir>/instance-id` (created on first start): the
+/// name of its CA journal in a datastore several servers may share.
+fn instance_id(data_dir: &Path) -> Result<String, ServerError> {
+    let path = data_dir.join("instance-id");
+    let io = |source| ServerError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        Ok(_) => Err(io(std::io::Error::other("the file is empty"))),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&path, format!("{id}\n")).map_err(io)?;
+            Ok(id)
+        }
+        Err(error) => Err(io(error)),
+    }
 }
 
 /// Create `dir` (0700) if it does not exist.

@@ -187,10 +187,16 @@ async fn attest(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let socket = dir.path().join("api.sock");
+/// A started server: its admin socket and its agent API address.
+struct Harness {
+    server: Arc<sigil_server::Server>,
+    socket: std::path::PathBuf,
+    address: SocketAddr,
+}
+
+/// Start a server in `dir` with the DataStore `plugin_data` body `data_store`.
+async fn start(dir: &Path, data_store: &str) -> Harness {
+    let socket = dir.join("api.sock");
     let text = format!(
         r#"server {{
     socket_path = "{socket}"
@@ -200,8 +206,7 @@ async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
 plugins {{
     DataStore "sql" {{
         plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{data}/datastore.sqlite3"
+            {data_store}
         }}
     }}
     KeyManager "memory" {{
@@ -213,7 +218,7 @@ plugins {{
 }}
 "#,
         socket = socket.display(),
-        data = dir.path().join("data").display()
+        data = dir.join("data").display()
     );
     let config = sigil_config::ServerConfig::parse(&text, "server.conf", false).expect("config");
     let server = sigil_server::Server::start(config).await.expect("start");
@@ -233,6 +238,64 @@ plugins {{
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Harness {
+        server,
+        socket,
+        address,
+    }
+}
+
+/// A new join token from `socket`.
+async fn token(socket: &Path) -> String {
+    let (code, token) = cli(socket, &["token", "generate"]).await;
+    assert_eq!(code, 0, "{token}");
+    token
+        .trim()
+        .strip_prefix("Token: ")
+        .expect("token")
+        .to_owned()
+}
+
+/// Create an entry through `socket`; its ID.
+async fn create_entry(socket: &Path, spiffe_id: &str, parent: &str) -> String {
+    let (code, out) = cli(
+        socket,
+        &[
+            "entry",
+            "create",
+            "-spiffeID",
+            spiffe_id,
+            "-parentID",
+            parent,
+            "-selector",
+            "unix:uid:1000",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    out.lines()
+        .find_map(|l| l.strip_prefix("Entry ID         : "))
+        .expect("entry ID")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let Harness {
+        server,
+        socket,
+        address,
+    } = start(
+        dir.path(),
+        &format!(
+            "database_type = \"sqlite3\"\n            connection_string = \"{}/datastore.sqlite3\"",
+            data.display()
+        ),
+    )
+    .await;
 
     let (code, token) = cli(&socket, &["token", "generate"]).await;
     assert_eq!(code, 0, "{token}");
@@ -263,35 +326,11 @@ plugins {{
     assert_eq!(reused.code(), tonic::Code::PermissionDenied, "{reused}");
 
     // Entries: one for this agent, one for another.
-    let create = |spiffe_id: &'static str, parent: String| {
-        let socket = socket.clone();
-        async move {
-            let (code, out) = cli(
-                &socket,
-                &[
-                    "entry",
-                    "create",
-                    "-spiffeID",
-                    spiffe_id,
-                    "-parentID",
-                    &parent,
-                    "-selector",
-                    "unix:uid:1000",
-                ],
-            )
-            .await;
-            assert_eq!(code, 0, "{out}");
-            out.lines()
-                .find_map(|l| l.strip_prefix("Entry ID         : "))
-                .expect("entry ID")
-                .trim()
-                .to_owned()
-        }
-    };
-    let mine = create("spiffe://example.org/web", agent_id.clone()).await;
-    let theirs = create(
+    let mine = create_entry(&socket, "spiffe://example.org/web", &agent_id).await;
+    let theirs = create_entry(
+        &socket,
         "spiffe://example.org/db",
-        "spiffe://example.org/spire/agent/join_token/someone-else".into(),
+        "spiffe://example.org/spire/agent/join_token/someone-else",
     )
     .await;
 
@@ -375,4 +414,94 @@ plugins {{
     assert_eq!(banned.code(), tonic::Code::PermissionDenied);
     assert!(banned.message().contains("banned"), "{banned}");
     server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_created_on_one_server_reaches_an_agent_of_another_within_a_second() {
+    let url = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL must name the test PostgreSQL database (scripts/test.sh sets it)");
+    let schema = format!("sigil_ha_{}", uuid::Uuid::new_v4().simple());
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL");
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("schema");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store = format!(
+        "database_type = \"postgres\"\n            connection_string = \"{url}{separator}options=-csearch_path%3D{schema}\""
+    );
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = start(dir_a.path(), &store).await;
+    let b = start(dir_b.path(), &store).await;
+
+    // The agent attests to server B with a token from B, trusting B's view of the bundle
+    // (which holds both servers' CAs).
+    let (code, bundle) = cli(&b.socket, &["bundle", "show"]).await;
+    assert_eq!(code, 0, "{bundle}");
+    assert_eq!(
+        bundle.matches("BEGIN CERTIFICATE").count(),
+        2,
+        "both servers' CAs are in the shared bundle"
+    );
+    let key = rcgen::KeyPair::generate().expect("agent key");
+    let token = token(&b.socket).await;
+    let svid = attest(channel(b.address, &bundle, None).await, &token, &key)
+        .await
+        .expect("attested to B");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let mut entries = sigil_proto::spire::api::server::entry::v1::entry_client::EntryClient::new(
+        channel(
+            b.address,
+            &bundle,
+            Some((svid.cert_chain, key.serialize_der())),
+        )
+        .await,
+    );
+    let authorized =
+        |entries: &mut sigil_proto::spire::api::server::entry::v1::entry_client::EntryClient<
+            Channel,
+        >| {
+            let mut entries = entries.clone();
+            async move {
+                entries
+                    .get_authorized_entries(
+                        sigil_proto::spire::api::server::entry::v1::GetAuthorizedEntriesRequest {
+                            output_mask: None,
+                        },
+                    )
+                    .await
+                    .expect("authorized entries")
+                    .into_inner()
+                    .entries
+            }
+        };
+    assert!(authorized(&mut entries).await.is_empty());
+
+    // Created on A; seen through B.
+    let started = std::time::Instant::now();
+    let id = create_entry(&a.socket, "spiffe://example.org/web", &agent_id).await;
+    let elapsed = loop {
+        if authorized(&mut entries).await.iter().any(|e| e.id == id) {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the entry never reached server B"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    println!("entry created on A visible to an agent of B after {elapsed:?}");
+    a.server.shutdown();
+    b.server.shutdown();
+    admin
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .expect("drop schema");
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
 }

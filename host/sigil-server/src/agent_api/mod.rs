@@ -3,6 +3,7 @@
 //! (mTLS), authorized by the entry cache.
 
 mod attest;
+mod entries;
 mod svid;
 
 use std::net::SocketAddr;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_proto::spire::api::server::agent::v1::agent_server::AgentServer;
+use sigil_proto::spire::api::server::entry::v1::entry_server::EntryServer;
 use sigil_proto::spire::api::server::svid::v1::svid_server::SvidServer;
 use sigil_types::SpiffeId;
 use tokio::net::TcpListener;
@@ -94,6 +96,7 @@ pub async fn serve_agents_on(
     let served = tonic::transport::Server::builder()
         .add_service(AgentServer::new(attest::AgentPeerApi(server.clone())))
         .add_service(SvidServer::new(svid::SvidPeerApi(server.clone())))
+        .add_service(EntryServer::new(entries::EntryPeerApi(server.clone())))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::ReceiverStream::new(incoming),
             shutdown,

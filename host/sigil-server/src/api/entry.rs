@@ -247,7 +247,7 @@ fn entry_id(id: &str) -> Result<EntryId, Status> {
 
 /// `entry` on the wire, with only the fields of `mask` (all when there is none; the ID
 /// always).
-fn masked(entry: &RegistrationEntry, mask: Option<&wire::EntryMask>) -> wire::Entry {
+pub(crate) fn masked(entry: &RegistrationEntry, mask: Option<&wire::EntryMask>) -> wire::Entry {
     let mut out = wire::Entry::from(entry);
     let Some(mask) = mask else { return out };
     let keep = |keep: bool, field: &mut dyn FnMut()| {
