@@ -11,127 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use sigil_proto::spire::api::server::agent::v1 as agent;
 use sigil_proto::spire::api::server::svid::v1 as svid;
-use sigil_proto::spire::api::types as wire;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
-const SERVER_ID: &str = "spiffe://example.org/spire/server";
+mod common;
 
-/// Trusts the bundle's roots and requires the server's SPIFFE ID in the URI SAN (SPIFFE
-/// certificates carry no DNS name).
-#[derive(Debug)]
-struct SpiffeServerVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for SpiffeServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(verified) => Ok(verified),
-            // The chain verified; only the DNS name is missing, as for every SPIFFE SVID.
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {
-                let text = String::from_utf8_lossy(end_entity.as_ref()).into_owned();
-                assert!(
-                    text.contains(SERVER_ID),
-                    "the server presents its SPIFFE ID"
-                );
-                Ok(ServerCertVerified::assertion())
-            }
-            Err(error) => Err(error),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// A gRPC channel to `address` over TLS, trusting `bundle_pem`, with `identity` (an agent
-/// SVID chain and its key) when given.
-async fn channel(
-    address: SocketAddr,
-    bundle_pem: &str,
-    identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
-) -> Channel {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = RootCertStore::empty();
-    for block in pem::parse_many(bundle_pem).expect("bundle PEM") {
-        roots
-            .add(CertificateDer::from(block.into_contents()))
-            .expect("root");
-    }
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .build()
-    .expect("verifier");
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier { inner }));
-    let mut config = match identity {
-        Some((chain, key)) => builder
-            .with_client_auth_cert(
-                chain.into_iter().map(CertificateDer::from).collect(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-            )
-            .expect("client auth"),
-        None => builder.with_no_client_auth(),
-    };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = TlsConnector::from(Arc::new(config));
-    Endpoint::from_static("http://sigil-server")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let connector = connector.clone();
-            async move {
-                let tcp = TcpStream::connect(address).await?;
-                let name = ServerName::try_from("sigil-server").map_err(std::io::Error::other)?;
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(tls))
-            }
-        }))
-        .await
-        .expect("connect to the agent API")
-}
+use common::{attest, channel};
 
 async fn cli(socket: &Path, args: &[&str]) -> (i32, String) {
     let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
@@ -147,44 +32,6 @@ async fn cli(socket: &Path, args: &[&str]) -> (i32, String) {
             String::from_utf8_lossy(&err)
         ),
     )
-}
-
-/// Attest with `token`; the agent key is generated here and never leaves the test.
-async fn attest(
-    channel: Channel,
-    token: &str,
-    key: &rcgen::KeyPair,
-) -> Result<wire::X509svid, tonic::Status> {
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(key)
-        .expect("csr");
-    let first = agent::AttestAgentRequest {
-        step: Some(agent::attest_agent_request::Step::Params(
-            agent::attest_agent_request::Params {
-                data: Some(wire::AttestationData {
-                    r#type: "join_token".into(),
-                    payload: token.as_bytes().to_vec(),
-                }),
-                params: Some(agent::AgentX509svidParams {
-                    csr: csr.der().to_vec(),
-                }),
-            },
-        )),
-    };
-    let mut client = agent::agent_client::AgentClient::new(channel);
-    let mut responses = client
-        .attest_agent(tokio_stream::iter(vec![first]))
-        .await?
-        .into_inner();
-    let response = responses
-        .message()
-        .await?
-        .expect("a response before the stream ends");
-    match response.step {
-        Some(agent::attest_agent_response::Step::Result(result)) => Ok(result.svid.expect("svid")),
-        other => panic!("join_token has no challenge, got {other:?}"),
-    }
 }
 
 /// A started server: its admin socket and its agent API address.

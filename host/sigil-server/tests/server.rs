@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_sigil-server");
 
 /// A server process and the paths of its test directory.
@@ -92,6 +94,10 @@ fn ok(output: Output) -> String {
 }
 
 fn write_config(dir: &Path, data_store: &str) -> (PathBuf, PathBuf) {
+    write_config_on_port(dir, data_store, 0)
+}
+
+fn write_config_on_port(dir: &Path, data_store: &str, port: u16) -> (PathBuf, PathBuf) {
     let socket = dir.join("private/api.sock");
     let config = dir.join("server.conf");
     std::fs::write(
@@ -99,7 +105,7 @@ fn write_config(dir: &Path, data_store: &str) -> (PathBuf, PathBuf) {
         format!(
             r#"server {{
     bind_address = "127.0.0.1"
-    bind_port = "0"
+    bind_port = "{port}"
     socket_path = "{socket}"
     trust_domain = "example.org"
     data_dir = "{data}"
@@ -383,4 +389,120 @@ fn bad_configuration_exits_64_naming_file_line_and_key() {
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+#[test]
+fn an_agent_attests_to_the_server_process_and_survives_its_restart() {
+    use sigil_proto::spire::api::server::svid::v1 as svid;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (config, socket) = write_config_on_port(
+        dir.path(),
+        r#"database_type = "sqlite3"
+            connection_string = "DATA_DIR/datastore.sqlite3""#,
+        port,
+    );
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let server = Running::start(&config, &socket);
+    let token = ok(server.cli(&["token", "generate"]));
+    let token = token
+        .trim()
+        .strip_prefix("Token: ")
+        .expect("token")
+        .to_owned();
+    let bundle = ok(server.cli(&["bundle", "show"]));
+    let key = rcgen::KeyPair::generate().expect("agent key");
+    let agent_svid = runtime
+        .block_on(async {
+            common::attest(common::channel(address, &bundle, None).await, &token, &key).await
+        })
+        .expect("attested");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let created = ok(server.cli(&[
+        "entry",
+        "create",
+        "-spiffeID",
+        "spiffe://example.org/web",
+        "-parentID",
+        &agent_id,
+        "-selector",
+        "unix:uid:1000",
+    ]));
+    let entry_id = created
+        .lines()
+        .find_map(|l| l.strip_prefix("Entry ID         : "))
+        .expect("entry ID")
+        .trim()
+        .to_owned();
+    let identity = Some((agent_svid.cert_chain.clone(), key.serialize_der()));
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(&rcgen::KeyPair::generate().expect("key"))
+        .expect("csr")
+        .der()
+        .to_vec();
+    let new_svid = |address| {
+        let (identity, entry_id, csr, bundle) = (
+            identity.clone(),
+            entry_id.clone(),
+            csr.clone(),
+            bundle.clone(),
+        );
+        runtime.block_on(async move {
+            let mut client = svid::svid_client::SvidClient::new(
+                common::channel(address, &bundle, identity).await,
+            );
+            for _ in 0..50 {
+                let results = client
+                    .batch_new_x509svid(svid::BatchNewX509svidRequest {
+                        params: vec![svid::NewX509svidParams {
+                            entry_id: entry_id.clone(),
+                            csr: csr.clone(),
+                        }],
+                    })
+                    .await
+                    .map(|r| r.into_inner().results);
+                if let Ok(results) = &results
+                    && results[0].status.as_ref().is_some_and(|s| s.code == 0)
+                {
+                    return results[0].svid.clone().expect("svid");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("BatchNewX509SVID never succeeded for the agent's entry");
+        })
+    };
+    let first = new_svid(address);
+    assert_eq!(first.id.as_ref().map(|id| id.path.as_str()), Some("/web"));
+
+    // After a restart: the same agent, the same CA, the agent's SVID still works.
+    server.stop();
+    let server = Running::start(&config, &socket);
+    let agents = ok(server.cli(&["agent", "list"]));
+    assert!(agents.contains(&agent_id), "{agents}");
+    assert_eq!(ok(server.cli(&["bundle", "show"])), bundle);
+    let again = new_svid(address);
+    assert_eq!(again.id.as_ref().map(|id| id.path.as_str()), Some("/web"));
+    let reused = runtime
+        .block_on(async {
+            common::attest(common::channel(address, &bundle, None).await, &token, &key).await
+        })
+        .expect_err("the token was used");
+    assert_eq!(reused.code(), tonic::Code::PermissionDenied, "{reused}");
+    server.stop();
 }
