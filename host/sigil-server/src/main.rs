@@ -123,7 +123,8 @@ async fn run(args: &[String]) -> ExitCode {
     };
     let served = tokio::try_join!(
         sigil_server::serve(server.clone(), wait(stopped.clone())),
-        sigil_server::serve_agents(server, wait(stopped)),
+        sigil_server::serve_agents(server.clone(), wait(stopped.clone())),
+        sigil_server::serve_health(server, wait(stopped)),
     );
     match served {
         Ok(_) => {

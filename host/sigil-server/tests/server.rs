@@ -136,13 +136,14 @@ plugins {{
 health_checks {{
     listener_enabled = true
     bind_address = "127.0.0.1"
-    bind_port = "8080"
+    bind_port = "{health_port}"
     live_path = "/live"
     ready_path = "/ready"
 }}
 "#,
             socket = socket.display(),
             data = dir.join("data").display(),
+            health_port = health_port(dir),
             data_store = data_store.replace("DATA_DIR", &dir.join("data").display().to_string()),
         ),
     )
@@ -168,6 +169,9 @@ fn operator_flow(data_store: &str) {
     ) & 0o777;
     assert_eq!(mode, 0o770);
 
+    assert_eq!(health(dir.path(), "/live"), "HTTP/1.1 200 OK");
+    assert_eq!(health(dir.path(), "/ready"), "HTTP/1.1 200 OK");
+    assert_eq!(health(dir.path(), "/other"), "HTTP/1.1 404 Not Found");
     let created = ok(server.cli(&[
         "entry",
         "create",
@@ -389,6 +393,28 @@ fn bad_configuration_exits_64_naming_file_line_and_key() {
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+}
+
+/// The health-check port of the server in `dir`, chosen once per directory.
+fn health_port(dir: &Path) -> u16 {
+    let file = dir.join("health-port");
+    if let Ok(port) = std::fs::read_to_string(&file) {
+        return port.trim().parse().expect("port");
+    }
+    let port = free_port();
+    std::fs::write(&file, port.to_string()).expect("write");
+    port
+}
+
+/// `GET path` on the health-check listener of the server in `dir`: the status line.
+fn health(dir: &Path, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", health_port(dir))).expect("health listener");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response.lines().next().unwrap_or_default().to_owned()
 }
 
 /// A port nobody listens on right now.
