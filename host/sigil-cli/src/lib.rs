@@ -4,8 +4,8 @@
 //!
 //! [`run`] takes the arguments after the binary name and returns the exit code, so the server
 //! binary can expose it as `sigil-server entry create -spiffeID … -selector …`. Flags are
-//! SPIRE's (Go `flag` syntax, see [`flags`]); output is SPIRE's text, or with `-output json`
-//! the response message in protobuf's JSON mapping. Errors print as `Error: <message>` on
+//! SPIRE's (Go `flag` syntax: `-flag value`, `--flag=value`); output is SPIRE's text, or
+//! with `-output json` the response message in protobuf's JSON mapping. Errors print as `Error: <message>` on
 //! stderr and exit 1; a flag error prints the flag package's message and the usage.
 
 mod agent;
