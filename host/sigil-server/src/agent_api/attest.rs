@@ -15,6 +15,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::admin_only;
 use crate::api::store_status;
 use crate::setup::Server;
 use crate::tokens::now;
@@ -123,11 +124,6 @@ impl api::agent_server::Agent for AgentPeerApi {
     ) -> Result<Response<api::PostStatusResponse>, Status> {
         Err(Status::unimplemented("PostStatus is not supported"))
     }
-}
-
-/// Admin calls are refused on the TCP API until admin entries' SVIDs are recognised there.
-fn admin_only() -> Status {
-    Status::permission_denied("admin calls are served on the admin socket only")
 }
 
 /// Run the attestation to the end and return the agent's SVID and whether it may

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::admin_only;
 use crate::api::entry::masked;
 use crate::setup::Server;
 
@@ -108,10 +109,6 @@ impl api::entry_server::Entry for EntryPeerApi {
     ) -> Result<Response<api::BatchDeleteEntryResponse>, Status> {
         Err(admin_only())
     }
-}
-
-fn admin_only() -> Status {
-    Status::permission_denied("admin calls are served on the admin socket only")
 }
 
 /// SPIRE's sync: a small set is sent whole, in pages; a large one as revisions first, then

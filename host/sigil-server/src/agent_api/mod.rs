@@ -107,6 +107,11 @@ pub async fn serve_agents_on(
     served.map_err(ServerError::from)
 }
 
+/// Admin calls are refused on the TCP API until admin entries' SVIDs are recognised there.
+pub(crate) fn admin_only() -> Status {
+    Status::permission_denied("admin calls are served on the admin socket only")
+}
+
 /// The calling agent: the SPIFFE ID of its client certificate, which must belong to an
 /// attested agent that is not banned.
 pub(crate) fn calling_agent<T>(server: &Server, request: &Request<T>) -> Result<SpiffeId, Status> {
