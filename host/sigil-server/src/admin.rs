@@ -9,6 +9,7 @@ use sigil_proto::spire::api::server::agent::v1::agent_server::AgentServer;
 use sigil_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
 use sigil_proto::spire::api::server::entry::v1::entry_server::EntryServer;
 use sigil_proto::spire::api::server::svid::v1::svid_server::SvidServer;
+use sigil_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 
@@ -16,6 +17,7 @@ use crate::api::agent::AgentApi;
 use crate::api::bundle::BundleApi;
 use crate::api::entry::EntryApi;
 use crate::api::svid::SvidAdminApi;
+use crate::api::trustdomain::TrustDomainApi;
 use crate::error::ServerError;
 use crate::setup::{Server, create_private_dir};
 
@@ -41,6 +43,7 @@ pub async fn serve(
         .add_service(AgentServer::new(AgentApi(server.clone())))
         .add_service(BundleServer::new(BundleApi(server.clone())))
         .add_service(SvidServer::new(SvidAdminApi(server.clone())))
+        .add_service(TrustDomainServer::new(TrustDomainApi(server.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await;
     let _ = std::fs::remove_file(&path);

@@ -7,10 +7,9 @@
 //! stop. The `sigil-server` binary wraps both (`run`, `validate`) and hands every other
 //! command to [`sigil_cli`], SPIRE's admin CLI.
 //!
-//! Built so far (issue 4 is open): the admin socket with the entry API, join tokens and the
-//! agent listing calls, the bundle reads, and gRPC health. Not yet: the agent-facing TCP API
-//! (mTLS, `AttestAgent`, `BatchNewX509SVID`), the SVID and trust-domain services, the
-//! health-check HTTP listener.
+//! [`serve_agents`] serves the agent-facing API on TCP with TLS (attestation, SVIDs, entry
+//! sync; admin and downstream callers by their entries' flags) and [`serve_health`] the
+//! `health_checks` HTTP endpoints.
 
 mod admin;
 mod agent_api;

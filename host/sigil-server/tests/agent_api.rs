@@ -1,148 +1,32 @@
 //! The agent-facing API over loopback TLS, in process: join-token attestation, a reused
-//! token, BatchNewX509SVID for authorized and unauthorized entries, a banned agent.
+//! token, BatchNewX509SVID and NewJWTSVID for authorized and unauthorized entries, a banned
+//! agent, admin and downstream callers, two servers on one PostgreSQL database.
 
 #![expect(
     clippy::expect_used,
     reason = "test helpers outside #[test] functions: a failed setup step must fail the test"
 )]
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_proto::spire::api::server::svid::v1 as svid;
+use sigil_proto::spire::api::types as wire;
 use tonic::transport::Channel;
 
 mod common;
+mod harness;
 
 use common::{attest, channel};
-
-async fn cli(socket: &Path, args: &[&str]) -> (i32, String) {
-    let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-    args.push("-socketPath".into());
-    args.push(socket.display().to_string());
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = sigil_cli::run(&args, &mut out, &mut err).await;
-    (
-        code,
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(&err)
-        ),
-    )
-}
-
-/// A started server: its admin socket and its agent API address.
-struct Harness {
-    server: Arc<sigil_server::Server>,
-    socket: std::path::PathBuf,
-    address: SocketAddr,
-}
-
-/// Start a server in `dir` with the DataStore `plugin_data` body `data_store`.
-async fn start(dir: &Path, data_store: &str) -> Harness {
-    let socket = dir.join("api.sock");
-    let text = format!(
-        r#"server {{
-    socket_path = "{socket}"
-    trust_domain = "example.org"
-    data_dir = "{data}"
-}}
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            {data_store}
-        }}
-    }}
-    KeyManager "memory" {{
-        plugin_data {{}}
-    }}
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-}}
-"#,
-        socket = socket.display(),
-        data = dir.join("data").display()
-    );
-    let config = sigil_config::ServerConfig::parse(&text, "server.conf", false).expect("config");
-    let server = sigil_server::Server::start(config).await.expect("start");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(sigil_server::serve(server.clone(), std::future::pending()));
-    tokio::spawn(sigil_server::serve_agents_on(
-        server.clone(),
-        listener,
-        std::future::pending(),
-    ));
-    for _ in 0..100 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Harness {
-        server,
-        socket,
-        address,
-    }
-}
-
-/// A new join token from `socket`.
-async fn token(socket: &Path) -> String {
-    let (code, token) = cli(socket, &["token", "generate"]).await;
-    assert_eq!(code, 0, "{token}");
-    token
-        .trim()
-        .strip_prefix("Token: ")
-        .expect("token")
-        .to_owned()
-}
-
-/// Create an entry through `socket`; its ID.
-async fn create_entry(socket: &Path, spiffe_id: &str, parent: &str) -> String {
-    let (code, out) = cli(
-        socket,
-        &[
-            "entry",
-            "create",
-            "-spiffeID",
-            spiffe_id,
-            "-parentID",
-            parent,
-            "-selector",
-            "unix:uid:1000",
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{out}");
-    out.lines()
-        .find_map(|l| l.strip_prefix("Entry ID         : "))
-        .expect("entry ID")
-        .trim()
-        .to_owned()
-}
+use harness::{Harness, cli, create_entry, start, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
     let Harness {
         server,
         socket,
         address,
-    } = start(
-        dir.path(),
-        &format!(
-            "database_type = \"sqlite3\"\n            connection_string = \"{}/datastore.sqlite3\"",
-            data.display()
-        ),
-    )
-    .await;
+    } = start(dir.path(), &harness::sqlite(dir.path())).await;
 
     let (code, token) = cli(&socket, &["token", "generate"]).await;
     assert_eq!(code, 0, "{token}");
@@ -260,6 +144,273 @@ async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
     let banned = banned.expect("the ban reaches the cache");
     assert_eq!(banned.code(), tonic::Code::PermissionDenied);
     assert!(banned.message().contains("banned"), "{banned}");
+    server.shutdown();
+}
+
+/// An X509-SVID for `entry_id` through the agent's BatchNewX509SVID, once the cache has the
+/// entry: the chain and the new key (PKCS#8 DER).
+async fn svid_for(
+    svids: &mut svid::svid_client::SvidClient<Channel>,
+    entry_id: &str,
+) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(&key)
+        .expect("csr")
+        .der()
+        .to_vec();
+    for _ in 0..50 {
+        let mut results = svids
+            .batch_new_x509svid(svid::BatchNewX509svidRequest {
+                params: vec![svid::NewX509svidParams {
+                    entry_id: entry_id.to_owned(),
+                    csr: csr.clone(),
+                }],
+            })
+            .await
+            .expect("batch")
+            .into_inner()
+            .results;
+        if let Some(svid) = results.pop().and_then(|r| r.svid) {
+            return (svid.cert_chain, key.serialize_der());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no SVID for entry {entry_id}");
+}
+
+/// Create an entry with extra `flags` (`-admin`, `-downstream`) through `socket`; its ID.
+async fn create_flagged_entry(
+    socket: &std::path::Path,
+    spiffe_id: &str,
+    parent: &str,
+    flag: &str,
+) -> String {
+    let (code, out) = cli(
+        socket,
+        &[
+            "entry",
+            "create",
+            "-spiffeID",
+            spiffe_id,
+            "-parentID",
+            parent,
+            "-selector",
+            "unix:uid:0",
+            flag,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    out.lines()
+        .find_map(|l| l.strip_prefix("Entry ID         : "))
+        .expect("entry ID")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
+    use sigil_proto::spire::api::server::bundle::v1 as bundle_api;
+    use sigil_proto::spire::api::server::entry::v1 as entry_api;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Harness {
+        server,
+        socket,
+        address,
+    } = start(dir.path(), &harness::sqlite(dir.path())).await;
+    let token = token(&socket).await;
+    let (code, bundle) = cli(&socket, &["bundle", "show"]).await;
+    assert_eq!(code, 0, "{bundle}");
+    let key = rcgen::KeyPair::generate().expect("agent key");
+    let agent_svid = attest(channel(address, &bundle, None).await, &token, &key)
+        .await
+        .expect("attested");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let agent_identity = Some((agent_svid.cert_chain, key.serialize_der()));
+
+    let web = create_entry(&socket, "spiffe://example.org/web", &agent_id).await;
+    let theirs = create_entry(
+        &socket,
+        "spiffe://example.org/db",
+        "spiffe://example.org/spire/agent/join_token/someone-else",
+    )
+    .await;
+    let admin =
+        create_flagged_entry(&socket, "spiffe://example.org/ops", &agent_id, "-admin").await;
+    let nested = create_flagged_entry(
+        &socket,
+        "spiffe://example.org/nested-server",
+        &agent_id,
+        "-downstream",
+    )
+    .await;
+    let agent_channel = channel(address, &bundle, agent_identity).await;
+    let mut svids = svid::svid_client::SvidClient::new(agent_channel.clone());
+    let web_identity = Some(svid_for(&mut svids, &web).await);
+    let admin_identity = Some(svid_for(&mut svids, &admin).await);
+    let nested_identity = Some(svid_for(&mut svids, &nested).await);
+
+    // NewJWTSVID: for an authorized entry only.
+    let jwt = svids
+        .new_jwtsvid(svid::NewJwtsvidRequest {
+            entry_id: web.clone(),
+            audience: vec!["db".into()],
+        })
+        .await
+        .expect("NewJWTSVID")
+        .into_inner()
+        .svid
+        .expect("svid");
+    assert_eq!(jwt.id.as_ref().map(|id| id.path.as_str()), Some("/web"));
+    assert_eq!(jwt.token.split('.').count(), 3, "{}", jwt.token);
+    let refused = svids
+        .new_jwtsvid(svid::NewJwtsvidRequest {
+            entry_id: theirs,
+            audience: vec!["db".into()],
+        })
+        .await
+        .expect_err("not authorized");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("spiffe://example.org/db"),
+        "{refused}"
+    );
+    let no_audience = svids
+        .new_jwtsvid(svid::NewJwtsvidRequest {
+            entry_id: web,
+            audience: vec![],
+        })
+        .await
+        .expect_err("no audience");
+    assert_eq!(no_audience.code(), tonic::Code::InvalidArgument);
+
+    // Admin calls over TCP: the admin entry's SVID may list entries; the agent and a plain
+    // workload may not.
+    let list = |channel: Channel| async move {
+        entry_api::entry_client::EntryClient::new(channel)
+            .list_entries(entry_api::ListEntriesRequest::default())
+            .await
+    };
+    let listed = list(channel(address, &bundle, admin_identity.clone()).await)
+        .await
+        .expect("an admin lists entries over TCP")
+        .into_inner();
+    let on_socket = list(harness::admin_channel(&socket).await)
+        .await
+        .expect("list on the admin socket")
+        .into_inner();
+    assert_eq!(listed.entries.len(), 4);
+    assert_eq!(listed, on_socket, "the same answer on TCP as on the socket");
+    for (who, channel) in [
+        ("agent", agent_channel.clone()),
+        (
+            "workload",
+            channel(address, &bundle, web_identity.clone()).await,
+        ),
+    ] {
+        let refused = list(channel).await.expect_err(who);
+        assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{who}");
+        assert!(refused.message().contains("not an admin"), "{refused}");
+    }
+    let anonymous = list(channel(address, &bundle, None).await)
+        .await
+        .expect_err("anonymous");
+    assert_eq!(anonymous.code(), tonic::Code::Unauthenticated);
+
+    // GetBundle is public on TCP.
+    let public =
+        bundle_api::bundle_client::BundleClient::new(channel(address, &bundle, None).await)
+            .get_bundle(bundle_api::GetBundleRequest::default())
+            .await
+            .expect("GetBundle without an SVID")
+            .into_inner();
+    assert_eq!(public.trust_domain, "example.org");
+
+    // NewDownstreamX509CA: a CA certificate for the downstream entry's SVID only.
+    let ca_key = rcgen::KeyPair::generate().expect("downstream CA key");
+    let ca_csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(&ca_key)
+        .expect("csr")
+        .der()
+        .to_vec();
+    let downstream = svid::svid_client::SvidClient::new(
+        channel(address, &bundle, nested_identity.clone()).await,
+    )
+    .new_downstream_x509ca(svid::NewDownstreamX509caRequest {
+        csr: ca_csr.clone(),
+        preferred_ttl: 3600,
+    })
+    .await
+    .expect("NewDownstreamX509CA")
+    .into_inner();
+    let (_, ca) = x509_parser::parse_x509_certificate(&downstream.ca_cert_chain[0]).expect("DER");
+    assert!(ca.is_ca(), "the downstream certificate is a CA");
+    let authorities: Vec<String> = downstream
+        .x509_authorities
+        .iter()
+        .map(|der| {
+            x509_parser::parse_x509_certificate(der)
+                .expect("authority")
+                .1
+                .subject()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        authorities.contains(&ca.issuer().to_string()),
+        "issued by one of {authorities:?}"
+    );
+    let validity = ca.validity().time_to_expiration().expect("valid now");
+    assert!(validity.whole_seconds() <= 3600, "{validity:?}");
+    let refused = svids
+        .new_downstream_x509ca(svid::NewDownstreamX509caRequest {
+            csr: ca_csr,
+            preferred_ttl: 0,
+        })
+        .await
+        .expect_err("the agent is not a downstream server");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refused.message().contains("not a downstream server"),
+        "{refused}"
+    );
+
+    // PublishJWTAuthority: the downstream server's key joins the bundle.
+    let published_key = rcgen::KeyPair::generate().expect("JWT key");
+    let published = bundle_api::bundle_client::BundleClient::new(
+        channel(address, &bundle, nested_identity).await,
+    )
+    .publish_jwt_authority(bundle_api::PublishJwtAuthorityRequest {
+        jwt_authority: Some(wire::JwtKey {
+            public_key: rcgen::PublicKeyData::subject_public_key_info(&published_key),
+            key_id: "nested-1".into(),
+            expires_at: 4_000_000_000,
+            ..wire::JwtKey::default()
+        }),
+    })
+    .await
+    .expect("PublishJWTAuthority")
+    .into_inner();
+    assert!(
+        published
+            .jwt_authorities
+            .iter()
+            .any(|k| k.key_id == "nested-1"),
+        "{:?}",
+        published.jwt_authorities
+    );
+    let refused =
+        bundle_api::bundle_client::BundleClient::new(channel(address, &bundle, web_identity).await)
+            .publish_jwt_authority(bundle_api::PublishJwtAuthorityRequest {
+                jwt_authority: None,
+            })
+            .await
+            .expect_err("a workload is not a downstream server");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     server.shutdown();
 }
 

@@ -300,11 +300,32 @@ fn operator_flow(data_store: &str) {
     assert!(bundle.contains("BEGIN CERTIFICATE"), "{bundle}");
     assert!(ok(server.cli(&["agent", "list"])).contains("No attested agents found"));
 
-    // A restart keeps the entries and the CA.
+    ok(server.cli(&[
+        "federation",
+        "create",
+        "-trustDomain",
+        "other.org",
+        "-bundleEndpointURL",
+        "https://other.org/bundle",
+        "-bundleEndpointProfile",
+        "https_web",
+    ]));
+    let listed = ok(server.cli(&["federation", "list"]));
+    assert!(listed.contains("other.org"), "{listed}");
+
+    // A restart keeps the entries, the federation relationships and the CA.
     server.stop();
     let server = Running::start(&config, &socket);
     let shown = ok(server.cli(&["entry", "show", "-entryID", &entry_id]));
     assert!(shown.contains("spiffe://example.org/web"), "{shown}");
+    let federation = ok(server.cli(&["federation", "show", "-trustDomain", "other.org"]));
+    assert!(
+        federation.contains("https://other.org/bundle"),
+        "{federation}"
+    );
+    ok(server.cli(&["federation", "delete", "-id", "other.org"]));
+    let gone = server.cli(&["federation", "show", "-trustDomain", "other.org"]);
+    assert!(!gone.status.success(), "{}", text(&gone));
     assert_eq!(
         ok(server.cli(&["bundle", "show"])),
         bundle,

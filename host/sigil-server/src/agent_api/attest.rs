@@ -15,7 +15,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::admin_only;
+use crate::api::agent::AgentApi;
 use crate::api::store_status;
 use crate::setup::Server;
 use crate::tokens::now;
@@ -78,44 +78,50 @@ impl api::agent_server::Agent for AgentPeerApi {
 
     async fn count_agents(
         &self,
-        _request: Request<api::CountAgentsRequest>,
+        request: Request<api::CountAgentsRequest>,
     ) -> Result<Response<api::CountAgentsResponse>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        AgentApi(self.0.clone()).count_agents(request).await
     }
 
     async fn list_agents(
         &self,
-        _request: Request<api::ListAgentsRequest>,
+        request: Request<api::ListAgentsRequest>,
     ) -> Result<Response<api::ListAgentsResponse>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        AgentApi(self.0.clone()).list_agents(request).await
     }
 
     async fn get_agent(
         &self,
-        _request: Request<api::GetAgentRequest>,
+        request: Request<api::GetAgentRequest>,
     ) -> Result<Response<wire::Agent>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        AgentApi(self.0.clone()).get_agent(request).await
     }
 
     async fn delete_agent(
         &self,
-        _request: Request<api::DeleteAgentRequest>,
+        request: Request<api::DeleteAgentRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        AgentApi(self.0.clone()).delete_agent(request).await
     }
 
     async fn ban_agent(
         &self,
-        _request: Request<api::BanAgentRequest>,
+        request: Request<api::BanAgentRequest>,
     ) -> Result<Response<()>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        AgentApi(self.0.clone()).ban_agent(request).await
     }
 
     async fn create_join_token(
         &self,
-        _request: Request<api::CreateJoinTokenRequest>,
+        request: Request<api::CreateJoinTokenRequest>,
     ) -> Result<Response<wire::JoinToken>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        AgentApi(self.0.clone()).create_join_token(request).await
     }
 
     async fn post_status(

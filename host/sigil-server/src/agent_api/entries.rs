@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::admin_only;
+use crate::api::entry::EntryApi;
 use crate::api::entry::masked;
 use crate::setup::Server;
 
@@ -70,44 +70,50 @@ impl api::entry_server::Entry for EntryPeerApi {
 
     async fn count_entries(
         &self,
-        _request: Request<api::CountEntriesRequest>,
+        request: Request<api::CountEntriesRequest>,
     ) -> Result<Response<api::CountEntriesResponse>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        EntryApi(self.0.clone()).count_entries(request).await
     }
 
     async fn list_entries(
         &self,
-        _request: Request<api::ListEntriesRequest>,
+        request: Request<api::ListEntriesRequest>,
     ) -> Result<Response<api::ListEntriesResponse>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        EntryApi(self.0.clone()).list_entries(request).await
     }
 
     async fn get_entry(
         &self,
-        _request: Request<api::GetEntryRequest>,
+        request: Request<api::GetEntryRequest>,
     ) -> Result<Response<wire::Entry>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        EntryApi(self.0.clone()).get_entry(request).await
     }
 
     async fn batch_create_entry(
         &self,
-        _request: Request<api::BatchCreateEntryRequest>,
+        request: Request<api::BatchCreateEntryRequest>,
     ) -> Result<Response<api::BatchCreateEntryResponse>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        EntryApi(self.0.clone()).batch_create_entry(request).await
     }
 
     async fn batch_update_entry(
         &self,
-        _request: Request<api::BatchUpdateEntryRequest>,
+        request: Request<api::BatchUpdateEntryRequest>,
     ) -> Result<Response<api::BatchUpdateEntryResponse>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        EntryApi(self.0.clone()).batch_update_entry(request).await
     }
 
     async fn batch_delete_entry(
         &self,
-        _request: Request<api::BatchDeleteEntryRequest>,
+        request: Request<api::BatchDeleteEntryRequest>,
     ) -> Result<Response<api::BatchDeleteEntryResponse>, Status> {
-        Err(admin_only())
+        super::calling_admin(&self.0, &request).await?;
+        EntryApi(self.0.clone()).batch_delete_entry(request).await
     }
 }
 

@@ -1,8 +1,11 @@
-//! The agent-facing API on TCP (`bind_address:bind_port`): TLS with the server's SVID;
-//! `AttestAgent` anonymous (the node attestor decides), everything else with an agent SVID
-//! (mTLS), authorized by the entry cache.
+//! The agent-facing API on TCP (`bind_address:bind_port`): TLS with the server's SVID and
+//! SPIRE's authorization policy. `AttestAgent` and `GetBundle` are anonymous (the node
+//! attestor decides who becomes an agent); agent calls need an agent SVID (mTLS) and are
+//! authorized by the entry cache; admin calls need the SVID of an entry with `admin` set,
+//! downstream calls one with `downstream` set.
 
 mod attest;
+mod bundle;
 mod entries;
 mod svid;
 
@@ -11,13 +14,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_proto::spire::api::server::agent::v1::agent_server::AgentServer;
+use sigil_proto::spire::api::server::bundle::v1::bundle_server::BundleServer;
 use sigil_proto::spire::api::server::entry::v1::entry_server::EntryServer;
 use sigil_proto::spire::api::server::svid::v1::svid_server::SvidServer;
-use sigil_types::SpiffeId;
+use sigil_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
+use sigil_store::EntryFilter;
+use sigil_types::{RegistrationEntry, SpiffeId};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tonic::{Request, Status};
 
+use crate::api::store_status;
 use crate::error::ServerError;
 use crate::setup::Server;
 use crate::tls::{BundleClientVerifier, ServerSvid, peer_spiffe_id, provider};
@@ -97,6 +104,10 @@ pub async fn serve_agents_on(
         .add_service(AgentServer::new(attest::AgentPeerApi(server.clone())))
         .add_service(SvidServer::new(svid::SvidPeerApi(server.clone())))
         .add_service(EntryServer::new(entries::EntryPeerApi(server.clone())))
+        .add_service(BundleServer::new(bundle::BundlePeerApi(server.clone())))
+        .add_service(TrustDomainServer::new(bundle::TrustDomainPeerApi(
+            server.clone(),
+        )))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::ReceiverStream::new(incoming),
             shutdown,
@@ -107,17 +118,65 @@ pub async fn serve_agents_on(
     served.map_err(ServerError::from)
 }
 
-/// Admin calls are refused on the TCP API until admin entries' SVIDs are recognised there.
-pub(crate) fn admin_only() -> Status {
-    Status::permission_denied("admin calls are served on the admin socket only")
+/// The caller's SPIFFE ID: the URI SAN of its client certificate, which the TLS layer has
+/// already verified against the bundle.
+fn caller_id<T>(request: &Request<T>) -> Result<SpiffeId, Status> {
+    let certs = request.peer_certs();
+    peer_spiffe_id(certs.as_deref().map(Vec::as_slice))
+        .ok_or_else(|| Status::unauthenticated("this call needs an X509-SVID (mTLS)"))
+}
+
+/// The registration entries of the caller's SPIFFE ID. Admin and downstream calls are rare
+/// (operators' tools, nested servers), so they read the datastore's SPIFFE-ID index rather
+/// than keeping a second index in the entry cache.
+async fn caller_entries<T>(
+    server: &Server,
+    request: &Request<T>,
+) -> Result<(SpiffeId, Vec<RegistrationEntry>), Status> {
+    let id = caller_id(request)?;
+    let filter = EntryFilter {
+        by_spiffe_id: Some(id.clone()),
+        ..EntryFilter::default()
+    };
+    let entries = server
+        .store
+        .list_entries(&filter, None)
+        .await
+        .map_err(|e| store_status(&e))?;
+    Ok((id, entries.items))
+}
+
+/// An admin caller: its SVID's SPIFFE ID has a registration entry with `admin` set (SPIRE's
+/// rule). Admin calls on the TCP API then behave exactly as on the admin socket.
+pub(crate) async fn calling_admin<T>(server: &Server, request: &Request<T>) -> Result<(), Status> {
+    let (id, entries) = caller_entries(server, request).await?;
+    if entries.iter().any(|e| e.admin) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied(format!(
+            "{id} is not an admin: no registration entry with admin set has this SPIFFE ID"
+        )))
+    }
+}
+
+/// A downstream caller (a nested server): the entry of its SPIFFE ID with `downstream` set.
+pub(crate) async fn calling_downstream<T>(
+    server: &Server,
+    request: &Request<T>,
+) -> Result<RegistrationEntry, Status> {
+    let (id, entries) = caller_entries(server, request).await?;
+    entries.into_iter().find(|e| e.downstream).ok_or_else(|| {
+        Status::permission_denied(format!(
+            "{id} is not a downstream server: no registration entry with downstream set has \
+             this SPIFFE ID"
+        ))
+    })
 }
 
 /// The calling agent: the SPIFFE ID of its client certificate, which must belong to an
 /// attested agent that is not banned.
 pub(crate) fn calling_agent<T>(server: &Server, request: &Request<T>) -> Result<SpiffeId, Status> {
-    let certs = request.peer_certs();
-    let id = peer_spiffe_id(certs.as_deref().map(Vec::as_slice))
-        .ok_or_else(|| Status::unauthenticated("this call needs an agent SVID (mTLS)"))?;
+    let id = caller_id(request)?;
     match server.cache.agent(&id) {
         Some(agent) if agent.banned => {
             Err(Status::permission_denied(format!("agent {id} is banned")))

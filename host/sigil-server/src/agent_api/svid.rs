@@ -1,4 +1,6 @@
-//! `BatchNewX509SVID` for agents: one SVID per entry the calling agent is authorized for.
+//! The SVID service on the TCP API: `BatchNewX509SVID` and `NewJWTSVID` for agents (one SVID
+//! per entry the calling agent is authorized for), `NewDownstreamX509CA` for nested servers,
+//! the mints for admins.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -6,9 +8,10 @@ use std::sync::Arc;
 use sigil_ca::X509SvidParams;
 use sigil_proto::spire::api::server::svid::v1 as api;
 use sigil_proto::spire::api::types as wire;
-use sigil_types::RegistrationEntry;
+use sigil_types::{EntryId, RegistrationEntry, SpiffeId};
 use tonic::{Request, Response, Status};
 
+use crate::api::svid::SvidAdminApi;
 use crate::api::{item_status, ok_status};
 use crate::setup::Server;
 use crate::tokens::now;
@@ -20,16 +23,18 @@ pub(crate) struct SvidPeerApi(pub(crate) Arc<Server>);
 impl api::svid_server::Svid for SvidPeerApi {
     async fn mint_x509svid(
         &self,
-        _request: Request<api::MintX509svidRequest>,
+        request: Request<api::MintX509svidRequest>,
     ) -> Result<Response<api::MintX509svidResponse>, Status> {
-        Err(Status::permission_denied("MintX509SVID is an admin call"))
+        super::calling_admin(&self.0, &request).await?;
+        SvidAdminApi(self.0.clone()).mint_x509svid(request).await
     }
 
     async fn mint_jwtsvid(
         &self,
-        _request: Request<api::MintJwtsvidRequest>,
+        request: Request<api::MintJwtsvidRequest>,
     ) -> Result<Response<api::MintJwtsvidResponse>, Status> {
-        Err(Status::permission_denied("MintJWTSVID is an admin call"))
+        super::calling_admin(&self.0, &request).await?;
+        SvidAdminApi(self.0.clone()).mint_jwtsvid(request).await
     }
 
     async fn batch_new_x509svid(
@@ -45,21 +50,7 @@ impl api::svid_server::Svid for SvidPeerApi {
         let mut results = Vec::new();
         for params in request.into_inner().params {
             let minted = match authorized.get(params.entry_id.as_str()) {
-                None => Err(Status::permission_denied(match sigil_types::EntryId::new(
-                    &params.entry_id,
-                )
-                .ok()
-                .and_then(|id| self.0.cache.entry(&id))
-                {
-                    Some(entry) => format!(
-                        "agent {agent_id} is not authorized for {} (entry {})",
-                        entry.spiffe_id, params.entry_id
-                    ),
-                    None => format!(
-                        "agent {agent_id} is not authorized for entry {:?}",
-                        params.entry_id
-                    ),
-                })),
+                None => Err(denied(&self.0, &agent_id, &params.entry_id)),
                 Some(entry) => {
                     let mut svid = X509SvidParams::new(entry.spiffe_id.clone());
                     if entry.x509_svid_ttl > 0 {
@@ -96,17 +87,94 @@ impl api::svid_server::Svid for SvidPeerApi {
 
     async fn new_jwtsvid(
         &self,
-        _request: Request<api::NewJwtsvidRequest>,
+        request: Request<api::NewJwtsvidRequest>,
     ) -> Result<Response<api::NewJwtsvidResponse>, Status> {
-        Err(Status::unimplemented("NewJWTSVID is not implemented yet"))
+        let agent_id = super::calling_agent(&self.0, &request)?;
+        let request = request.into_inner();
+        if request.audience.is_empty() {
+            return Err(Status::invalid_argument(
+                "at least one audience is required",
+            ));
+        }
+        let entry = authorized(&self.0, &agent_id, &request.entry_id)?;
+        let ttl = (entry.jwt_svid_ttl > 0)
+            .then(|| std::time::Duration::from_secs(u64::from(entry.jwt_svid_ttl)));
+        let svid = self
+            .0
+            .ca
+            .mint_jwt_svid(&entry.spiffe_id, &request.audience, ttl, now())
+            .map_err(|e| Status::internal(format!("cannot sign the JWT-SVID: {e}")))?;
+        let mut svid = wire::Jwtsvid::from(&svid);
+        svid.hint = entry.hint.clone();
+        Ok(Response::new(api::NewJwtsvidResponse { svid: Some(svid) }))
     }
 
     async fn new_downstream_x509ca(
         &self,
-        _request: Request<api::NewDownstreamX509caRequest>,
+        request: Request<api::NewDownstreamX509caRequest>,
     ) -> Result<Response<api::NewDownstreamX509caResponse>, Status> {
-        Err(Status::unimplemented(
-            "downstream servers are not supported yet",
-        ))
+        let entry = super::calling_downstream(&self.0, &request).await?;
+        let request = request.into_inner();
+        let config = self.0.ca.config();
+        let ttl = match u64::try_from(request.preferred_ttl) {
+            Ok(0) => config.ca_ttl,
+            Ok(seconds) => std::time::Duration::from_secs(seconds),
+            Err(_) => {
+                return Err(Status::invalid_argument(
+                    "preferred_ttl must not be negative",
+                ));
+            }
+        };
+        let issued = self
+            .0
+            .ca
+            .current()
+            .x509_ca()
+            .mint_downstream_ca(&request.csr, &config.subject, ttl, now())
+            .map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+        tracing::info!(
+            downstream = %entry.spiffe_id,
+            expires_at = issued.expires_at,
+            "signed a downstream CA"
+        );
+        let x509_authorities = self
+            .0
+            .ca
+            .bundle()
+            .map(|b| b.x509_authorities.into_iter().map(|a| a.der).collect())
+            .unwrap_or_default();
+        Ok(Response::new(api::NewDownstreamX509caResponse {
+            ca_cert_chain: issued.cert_chain,
+            x509_authorities,
+        }))
     }
+}
+
+/// The entry `entry_id` if the agent is authorized for it.
+fn authorized(
+    server: &Server,
+    agent_id: &SpiffeId,
+    entry_id: &str,
+) -> Result<Arc<RegistrationEntry>, Status> {
+    server
+        .cache
+        .authorized_entries(agent_id)
+        .into_iter()
+        .find(|e| e.id.as_str() == entry_id)
+        .ok_or_else(|| denied(server, agent_id, entry_id))
+}
+
+/// PermissionDenied for an entry the agent is not authorized for, naming the entry's SPIFFE
+/// ID when the entry exists.
+fn denied(server: &Server, agent_id: &SpiffeId, entry_id: &str) -> Status {
+    let known = EntryId::new(entry_id)
+        .ok()
+        .and_then(|id| server.cache.entry(&id));
+    Status::permission_denied(match known {
+        Some(entry) => format!(
+            "agent {agent_id} is not authorized for {} (entry {entry_id})",
+            entry.spiffe_id
+        ),
+        None => format!("agent {agent_id} is not authorized for entry {entry_id:?}"),
+    })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sigil_proto::spire::api::server::bundle::v1 as api;
 use sigil_proto::spire::api::types as wire;
-use sigil_store::DeleteMode;
+use sigil_store::{BundleMask, DeleteMode};
 use sigil_types::{Bundle, TrustDomain};
 use tonic::{Request, Response, Status};
 
@@ -34,24 +34,48 @@ impl api::bundle_server::Bundle for BundleApi {
 
     async fn get_bundle(
         &self,
-        _request: Request<api::GetBundleRequest>,
+        request: Request<api::GetBundleRequest>,
     ) -> Result<Response<wire::Bundle>, Status> {
-        self.bundle_of(&self.0.trust_domain).await
+        let mask = request.into_inner().output_mask;
+        self.bundle_of(&self.0.trust_domain, mask.as_ref()).await
     }
 
     async fn append_bundle(
         &self,
-        _request: Request<api::AppendBundleRequest>,
+        request: Request<api::AppendBundleRequest>,
     ) -> Result<Response<wire::Bundle>, Status> {
-        Err(Status::unimplemented("AppendBundle is not implemented yet"))
+        let request = request.into_inner();
+        if request.x509_authorities.is_empty() && request.jwt_authorities.is_empty() {
+            return Err(Status::invalid_argument(
+                "nothing to append: give x509_authorities or jwt_authorities",
+            ));
+        }
+        // Checked through the wire bundle's conversion, so a bad certificate or key is named
+        // by field before anything is written.
+        let appended = Bundle::try_from(&wire::Bundle {
+            trust_domain: self.0.trust_domain.name().to_owned(),
+            x509_authorities: request.x509_authorities,
+            jwt_authorities: request.jwt_authorities,
+            refresh_hint: 0,
+            sequence_number: 0,
+        })
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let bundle = self
+            .0
+            .store
+            .append_bundle(appended)
+            .await
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(masked(&bundle, request.output_mask.as_ref())))
     }
 
     async fn publish_jwt_authority(
         &self,
         _request: Request<api::PublishJwtAuthorityRequest>,
     ) -> Result<Response<api::PublishJwtAuthorityResponse>, Status> {
-        Err(Status::unimplemented(
-            "PublishJWTAuthority is for downstream servers, which are not supported yet",
+        Err(Status::permission_denied(
+            "PublishJWTAuthority is for downstream servers, over the agent API with a \
+             downstream entry's SVID",
         ))
     }
 
@@ -72,7 +96,7 @@ impl api::bundle_server::Bundle for BundleApi {
                 .items
                 .iter()
                 .filter(|b| b.trust_domain != self.0.trust_domain)
-                .map(wire::Bundle::from)
+                .map(|b| masked(b, request.output_mask.as_ref()))
                 .collect(),
             next_page_token: page.next_token.unwrap_or_default(),
         }))
@@ -82,16 +106,19 @@ impl api::bundle_server::Bundle for BundleApi {
         &self,
         request: Request<api::GetFederatedBundleRequest>,
     ) -> Result<Response<wire::Bundle>, Status> {
-        let trust_domain = self.federated(&request.into_inner().trust_domain)?;
-        self.bundle_of(&trust_domain).await
+        let request = request.into_inner();
+        let trust_domain = self.federated(&request.trust_domain)?;
+        self.bundle_of(&trust_domain, request.output_mask.as_ref())
+            .await
     }
 
     async fn batch_create_federated_bundle(
         &self,
         request: Request<api::BatchCreateFederatedBundleRequest>,
     ) -> Result<Response<api::BatchCreateFederatedBundleResponse>, Status> {
+        let request = request.into_inner();
         let mut results = Vec::new();
-        for bundle in &request.into_inner().bundle {
+        for bundle in &request.bundle {
             let created = match self.federated_bundle(bundle) {
                 Ok(bundle) => self
                     .0
@@ -104,7 +131,7 @@ impl api::bundle_server::Bundle for BundleApi {
             results.push(match created {
                 Ok(bundle) => api::batch_create_federated_bundle_response::Result {
                     status: Some(ok_status()),
-                    bundle: Some(wire::Bundle::from(&bundle)),
+                    bundle: Some(masked(&bundle, request.output_mask.as_ref())),
                 },
                 Err(status) => api::batch_create_federated_bundle_response::Result {
                     status: Some(item_status(&status)),
@@ -119,19 +146,53 @@ impl api::bundle_server::Bundle for BundleApi {
 
     async fn batch_update_federated_bundle(
         &self,
-        _request: Request<api::BatchUpdateFederatedBundleRequest>,
+        request: Request<api::BatchUpdateFederatedBundleRequest>,
     ) -> Result<Response<api::BatchUpdateFederatedBundleResponse>, Status> {
-        Err(Status::unimplemented(
-            "BatchUpdateFederatedBundle is not implemented yet; use BatchSetFederatedBundle",
-        ))
+        let request = request.into_inner();
+        // As in SPIRE, no input mask means every field.
+        let mask = request
+            .input_mask
+            .as_ref()
+            .map_or(BundleMask::ALL, |m| BundleMask {
+                x509_authorities: m.x509_authorities,
+                jwt_authorities: m.jwt_authorities,
+                refresh_hint: m.refresh_hint,
+                sequence_number: m.sequence_number,
+            });
+        let mut results = Vec::new();
+        for bundle in &request.bundle {
+            let updated = match self.federated_bundle(bundle) {
+                Ok(bundle) => self
+                    .0
+                    .store
+                    .update_bundle(bundle, &mask)
+                    .await
+                    .map_err(|e| store_status(&e)),
+                Err(status) => Err(status),
+            };
+            results.push(match updated {
+                Ok(bundle) => api::batch_update_federated_bundle_response::Result {
+                    status: Some(ok_status()),
+                    bundle: Some(masked(&bundle, request.output_mask.as_ref())),
+                },
+                Err(status) => api::batch_update_federated_bundle_response::Result {
+                    status: Some(item_status(&status)),
+                    bundle: None,
+                },
+            });
+        }
+        Ok(Response::new(api::BatchUpdateFederatedBundleResponse {
+            results,
+        }))
     }
 
     async fn batch_set_federated_bundle(
         &self,
         request: Request<api::BatchSetFederatedBundleRequest>,
     ) -> Result<Response<api::BatchSetFederatedBundleResponse>, Status> {
+        let request = request.into_inner();
         let mut results = Vec::new();
-        for bundle in &request.into_inner().bundle {
+        for bundle in &request.bundle {
             let set = match self.federated_bundle(bundle) {
                 Ok(bundle) => self
                     .0
@@ -144,7 +205,7 @@ impl api::bundle_server::Bundle for BundleApi {
             results.push(match set {
                 Ok(bundle) => api::batch_set_federated_bundle_response::Result {
                     status: Some(ok_status()),
-                    bundle: Some(wire::Bundle::from(&bundle)),
+                    bundle: Some(masked(&bundle, request.output_mask.as_ref())),
                 },
                 Err(status) => api::batch_set_federated_bundle_response::Result {
                     status: Some(item_status(&status)),
@@ -197,9 +258,10 @@ impl BundleApi {
     async fn bundle_of(
         &self,
         trust_domain: &TrustDomain,
+        mask: Option<&wire::BundleMask>,
     ) -> Result<Response<wire::Bundle>, Status> {
         match self.0.store.fetch_bundle(trust_domain).await {
-            Ok(Some(bundle)) => Ok(Response::new(wire::Bundle::from(&bundle))),
+            Ok(Some(bundle)) => Ok(Response::new(masked(&bundle, mask))),
             Ok(None) => Err(Status::not_found(format!("no bundle for {trust_domain}"))),
             Err(error) => Err(store_status(&error)),
         }
@@ -221,4 +283,25 @@ impl BundleApi {
         self.federated(&bundle.trust_domain)?;
         Bundle::try_from(bundle).map_err(|e| Status::invalid_argument(e.to_string()))
     }
+}
+
+/// The bundle with only the fields `mask` asks for (all of them without a mask); the trust
+/// domain is always set.
+pub(crate) fn masked(bundle: &Bundle, mask: Option<&wire::BundleMask>) -> wire::Bundle {
+    let mut out = wire::Bundle::from(bundle);
+    if let Some(mask) = mask {
+        if !mask.x509_authorities {
+            out.x509_authorities.clear();
+        }
+        if !mask.jwt_authorities {
+            out.jwt_authorities.clear();
+        }
+        if !mask.refresh_hint {
+            out.refresh_hint = 0;
+        }
+        if !mask.sequence_number {
+            out.sequence_number = 0;
+        }
+    }
+    out
 }

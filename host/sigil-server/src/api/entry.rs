@@ -128,12 +128,15 @@ impl api::entry_server::Entry for EntryApi {
         let mut results = Vec::with_capacity(request.entries.len());
         for wire_entry in &request.entries {
             let updated = match RegistrationEntry::try_from(wire_entry) {
-                Ok(entry) if !wire_entry.id.is_empty() => self
-                    .0
-                    .store
-                    .update_entry(entry, &mask)
-                    .await
-                    .map_err(|e| store_status(&e)),
+                Ok(entry) if !wire_entry.id.is_empty() => match self.check_members(&entry, &mask) {
+                    Ok(()) => self
+                        .0
+                        .store
+                        .update_entry(entry, &mask)
+                        .await
+                        .map_err(|e| store_status(&e)),
+                    Err(status) => Err(status),
+                },
                 Ok(_) => Err(Status::invalid_argument(
                     "id is required to update an entry",
                 )),
@@ -210,6 +213,8 @@ impl EntryApi {
     ) -> Result<RegistrationEntry, (Status, Option<RegistrationEntry>)> {
         let entry = RegistrationEntry::try_from(wire_entry)
             .map_err(|e| (Status::invalid_argument(e.to_string()), None))?;
+        self.check_members(&entry, &EntryMask::ALL)
+            .map_err(|s| (s, None))?;
         for trust_domain in &entry.federates_with {
             self.check_federated(trust_domain)
                 .await
@@ -226,6 +231,23 @@ impl EntryApi {
             )),
             Err(error) => Err((store_status(&error), None)),
         }
+    }
+
+    /// As in SPIRE, an entry's SPIFFE ID and parent ID (those the mask writes) belong to this
+    /// server's trust domain: no other CA could sign its SVIDs.
+    fn check_members(&self, entry: &RegistrationEntry, mask: &EntryMask) -> Result<(), Status> {
+        for (field, id, written) in [
+            ("spiffe_id", &entry.spiffe_id, mask.spiffe_id),
+            ("parent_id", &entry.parent_id, mask.parent_id),
+        ] {
+            if written && !id.is_member_of(&self.0.trust_domain) {
+                return Err(Status::invalid_argument(format!(
+                    "{field}: {id} is not in trust domain {}",
+                    self.0.trust_domain
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// SPIRE refuses `federates_with` naming a trust domain it has no bundle for.

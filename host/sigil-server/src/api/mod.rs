@@ -1,10 +1,11 @@
-//! SPIRE's server API, served on the admin socket: one module per service, and the one
-//! place where errors become gRPC statuses.
+//! SPIRE's server API as served on the admin socket (and, to admin callers, on the TCP API):
+//! one module per service, and the one place where errors become gRPC statuses.
 
 pub(crate) mod agent;
 pub(crate) mod bundle;
 pub(crate) mod entry;
 pub(crate) mod svid;
+pub(crate) mod trustdomain;
 
 use sigil_proto::spire::api::types as wire;
 use sigil_store::PageRequest;

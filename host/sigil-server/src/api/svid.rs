@@ -96,8 +96,9 @@ impl api::svid_server::Svid for SvidAdminApi {
         &self,
         _request: Request<api::NewDownstreamX509caRequest>,
     ) -> Result<Response<api::NewDownstreamX509caResponse>, Status> {
-        Err(Status::unimplemented(
-            "downstream servers are not supported yet",
+        Err(Status::permission_denied(
+            "NewDownstreamX509CA is for downstream servers, over the agent API with a \
+             downstream entry's SVID",
         ))
     }
 }
