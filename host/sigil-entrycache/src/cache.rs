@@ -166,6 +166,9 @@ impl EntryCache {
         }
 
         let mut index = Index::new(server_id);
+        // A hint only: entries created from here on just make the index grow.
+        let estimate = source.count_entries(&EntryFilter::default()).await?;
+        index.reserve_entries(usize::try_from(estimate).unwrap_or(0));
         // Index one page while the store reads the next: on SQLite the read runs on the
         // blocking pool, so the two overlap even though both futures share this task.
         let (pages_tx, mut pages_rx) = mpsc::channel::<Vec<RegistrationEntry>>(2);
@@ -173,9 +176,7 @@ impl EntryCache {
         let read = async move {
             let mut page = PageRequest::first(page_size);
             loop {
-                let listed = source
-                    .list_entries(&EntryFilter::default(), Some(&page))
-                    .await?;
+                let listed = source.scan_entries(&page).await?;
                 if pages_tx.send(listed.items).await.is_err() {
                     break;
                 }
@@ -189,7 +190,7 @@ impl EntryCache {
         let build = async {
             while let Some(items) = pages_rx.recv().await {
                 for entry in items {
-                    index.upsert_entry(entry, LOAD_SEQ);
+                    index.insert_loaded(entry, LOAD_SEQ);
                 }
             }
         };

@@ -126,6 +126,12 @@ impl Index {
         self.agents.len()
     }
 
+    /// Makes room for `additional` more entries, so a bulk load does not rehash the by-ID
+    /// index as it grows (each rehash reads every entry's ID through its pointer).
+    pub(crate) fn reserve_entries(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
     /// Releases spare capacity after a bulk load.
     pub(crate) fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
@@ -167,6 +173,22 @@ impl Index {
                 new,
             },
         }
+    }
+
+    /// Stores an entry read by the initial load, stamped with `revision`: what
+    /// [`upsert_entry`](Self::upsert_entry) does, with one lookup of the ID instead of three
+    /// (a load sees each entry once, so there is no cached copy to compare with).
+    pub(crate) fn insert_loaded(&mut self, entry: RegistrationEntry, revision: u64) {
+        let new = Arc::new(entry);
+        let old = self.entries.replace(Slot {
+            entry: Arc::clone(&new),
+            revision,
+            linked: revision,
+        });
+        if let Some(old) = old {
+            self.unlink(&old.entry);
+        }
+        self.link(&new);
     }
 
     /// Whether replacing `old` by `new` can move entries into or out of an agent's set.

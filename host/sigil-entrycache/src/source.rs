@@ -1,4 +1,4 @@
-//! [`CacheSource`]: the six datastore reads the cache needs.
+//! [`CacheSource`]: the seven datastore reads the cache needs.
 
 use std::future::Future;
 
@@ -9,12 +9,14 @@ use sigil_types::{AttestedAgent, EntryId, RegistrationEntry, SpiffeId};
 /// [`DataStore`](sigil_store::DataStore) is one (`Arc<dyn DataStore>` included); tests wrap a
 /// store to delay or hide events.
 pub trait CacheSource: Send + Sync {
-    /// See [`DataStore::list_entries`].
-    fn list_entries(
+    /// See [`DataStore::scan_entries`]: how the cache loads its entries.
+    fn scan_entries(
         &self,
-        filter: &EntryFilter,
-        page: Option<&PageRequest>,
+        page: &PageRequest,
     ) -> impl Future<Output = Result<Page<RegistrationEntry>>> + Send;
+
+    /// See [`DataStore::count_entries`]: sizes the index before a load.
+    fn count_entries(&self, filter: &EntryFilter) -> impl Future<Output = Result<u64>> + Send;
 
     /// See [`DataStore::list_agents`].
     fn list_agents(
@@ -47,12 +49,12 @@ pub trait CacheSource: Send + Sync {
 }
 
 impl<T: DataStore + ?Sized> CacheSource for T {
-    async fn list_entries(
-        &self,
-        filter: &EntryFilter,
-        page: Option<&PageRequest>,
-    ) -> Result<Page<RegistrationEntry>> {
-        DataStore::list_entries(self, filter, page).await
+    async fn scan_entries(&self, page: &PageRequest) -> Result<Page<RegistrationEntry>> {
+        DataStore::scan_entries(self, page).await
+    }
+
+    async fn count_entries(&self, filter: &EntryFilter) -> Result<u64> {
+        DataStore::count_entries(self, filter).await
     }
 
     async fn list_agents(

@@ -148,6 +148,41 @@ async fn authorization_follows_spire_rules() {
 }
 
 #[tokio::test]
+async fn a_load_in_small_pages_caches_every_entry_as_stored() {
+    let store = sqlite().await;
+    populate(&*store).await;
+    let mut extra = entry("/x", &agent_id("b"), &["unix:uid:9", "unix:gid:9"]);
+    extra.dns_names = vec!["x.example.org".into()];
+    extra.hint = "x".into();
+    store.create_entry(extra).await.expect("entry /x");
+    let config = CacheConfig {
+        page_size: 2,
+        ..CacheConfig::default()
+    };
+    let cache = EntryCache::load(&*store, &td(), config)
+        .await
+        .expect("load the cache");
+    let stored = store
+        .list_entries(&EntryFilter::default(), None)
+        .await
+        .expect("list")
+        .items;
+    assert_eq!(stored.len(), 6);
+    assert_eq!(cache.entry_count(), 6);
+    for e in &stored {
+        assert_eq!(cache.entry(&e.id).as_deref(), Some(e), "entry {}", e.id);
+    }
+    assert_eq!(
+        paths(&cache.authorized_entries(&agent_id("a"))),
+        set(&["/z", "/w", "/w/d"])
+    );
+    assert_eq!(
+        paths(&cache.authorized_entries(&agent_id("b"))),
+        set(&["/v", "/x"])
+    );
+}
+
+#[tokio::test]
 async fn cycles_end() {
     let store = sqlite().await;
     populate(&*store).await;
@@ -281,12 +316,11 @@ impl Hiding {
 }
 
 impl CacheSource for Hiding {
-    async fn list_entries(
-        &self,
-        f: &EntryFilter,
-        p: Option<&PageRequest>,
-    ) -> Result<Page<RegistrationEntry>> {
-        self.store.list_entries(f, p).await
+    async fn scan_entries(&self, p: &PageRequest) -> Result<Page<RegistrationEntry>> {
+        self.store.scan_entries(p).await
+    }
+    async fn count_entries(&self, f: &EntryFilter) -> Result<u64> {
+        self.store.count_entries(f).await
     }
     async fn list_agents(
         &self,

@@ -64,6 +64,15 @@ pub trait DataStore: Send + Sync + fmt::Debug {
         page: Option<&PageRequest>,
     ) -> Result<Page<RegistrationEntry>>;
 
+    /// Every entry, one page at a time, in an order the store chooses (not entry-ID order):
+    /// the cheapest way to read them all, as a cache load does. The page token is opaque and
+    /// valid only for this method. Each page is its own transaction, as with
+    /// [`list_entries`](Self::list_entries): an entry that exists throughout the scan is
+    /// returned exactly once, and one written during the scan may be returned in its old or new
+    /// state or not at all, so a caller that must see every write follows the change-event log
+    /// from a position read before the scan.
+    async fn scan_entries(&self, page: &PageRequest) -> Result<Page<RegistrationEntry>>;
+
     /// How many entries match `filter`.
     async fn count_entries(&self, filter: &EntryFilter) -> Result<u64>;
 

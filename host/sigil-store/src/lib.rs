@@ -17,6 +17,8 @@
 //!   ID and selector set cannot coexist.
 //! - Listings are ordered by key (entry ID, agent SPIFFE ID, trust domain) in byte order and
 //!   paged by key ("keyset" paging), so a page never costs more than its size.
+//!   [`DataStore::scan_entries`] reads every entry in the store's own key order instead, a
+//!   few range scans per page, for loading a cache.
 //! - Times are Unix seconds ([`UnixTime`](sigil_types::UnixTime)); the store stamps
 //!   `created_at` and event times with the system clock.
 //!

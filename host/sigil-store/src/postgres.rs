@@ -16,7 +16,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{IsolationLevel, NoTls, Statement};
 
-use crate::sql::{Backend, Db, Dialect, Lock, Row, SqlStore, TxFn, Value};
+use crate::sql::{
+    Backend, Db, Dialect, EachRow, Lock, Row, RowRef, SqlStore, TxFn, Value, ValueRef,
+};
 use crate::{DataStore, Error, EventId, Result};
 
 /// The channel change events are announced on; the payload is the highest event ID the
@@ -202,6 +204,21 @@ impl Db for PgDb<'_> {
         rows.iter().map(row_values).collect()
     }
 
+    async fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut EachRow<'_>,
+    ) -> Result<()> {
+        let (stmt, bound) = self.prepare(sql, params).await?;
+        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p.as_ref() as _).collect();
+        let rows = self.tx.query(&stmt, &refs).await.map_err(pg_error)?;
+        for row in &rows {
+            each(&PgRow(row))?;
+        }
+        Ok(())
+    }
+
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
         let (stmt, bound) = self.prepare(sql, params).await?;
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p.as_ref() as _).collect();
@@ -272,28 +289,42 @@ fn bind(ty: &Type, value: &Value) -> Result<Param> {
 
 /// Converts a driver row.
 fn row_values(row: &tokio_postgres::Row) -> Result<Row> {
-    let mut values = Vec::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let ty = column.type_();
+    let borrowed = PgRow(row);
+    (0..row.len())
+        .map(|i| borrowed.value(i).map(Value::from))
+        .collect::<Result<Vec<_>>>()
+        .map(Row)
+}
+
+/// A row in place in the driver's buffer, for [`Db::query_each`]: text is borrowed.
+struct PgRow<'r>(&'r tokio_postgres::Row);
+
+impl RowRef for PgRow<'_> {
+    fn value(&self, i: usize) -> Result<ValueRef<'_>> {
+        let row = self.0;
+        let ty = row
+            .columns()
+            .get(i)
+            .ok_or_else(|| Error::Backend(format!("result row has no column {i}")))?
+            .type_();
         let value = if *ty == Type::INT8 {
             row.try_get::<_, Option<i64>>(i)
-                .map(|v| v.map_or(Value::Null, Value::Int))
+                .map(|v| v.map_or(ValueRef::Null, ValueRef::Int))
         } else if *ty == Type::INT4 {
             row.try_get::<_, Option<i32>>(i)
-                .map(|v| v.map_or(Value::Null, |v| Value::Int(v.into())))
+                .map(|v| v.map_or(ValueRef::Null, |v| ValueRef::Int(v.into())))
         } else if *ty == Type::BOOL {
             row.try_get::<_, Option<bool>>(i)
-                .map(|v| v.map_or(Value::Null, Value::Bool))
+                .map(|v| v.map_or(ValueRef::Null, ValueRef::Bool))
         } else if *ty == Type::BYTEA {
-            row.try_get::<_, Option<Vec<u8>>>(i)
-                .map(|v| v.map_or(Value::Null, Value::Blob))
+            row.try_get::<_, Option<&[u8]>>(i)
+                .map(|v| v.map_or(ValueRef::Null, ValueRef::Blob))
         } else {
-            row.try_get::<_, Option<String>>(i)
-                .map(|v| v.map_or(Value::Null, Value::Text))
+            row.try_get::<_, Option<&str>>(i)
+                .map(|v| v.map_or(ValueRef::Null, ValueRef::Text))
         };
-        values.push(value.map_err(pg_error)?);
+        value.map_err(pg_error)
     }
-    Ok(Row(values))
 }
 
 /// Maps a driver error to the database's message and SQLSTATE; never includes SQL text.

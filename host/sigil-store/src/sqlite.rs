@@ -15,11 +15,14 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::types::{ToSqlOutput, ValueRef as SqliteValue};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::sql::{Backend, Db, Dialect, Lock, Row, SqlStore, TxFn, Value, sqlite_placeholders};
+use crate::sql::{
+    Backend, Db, Dialect, EachRow, Lock, Row, RowRef, SqlStore, TxFn, Value, ValueRef,
+    sqlite_placeholders,
+};
 use crate::{DataStore, Error, EventId, Result};
 
 /// The datastore's file name inside the data directory.
@@ -293,31 +296,21 @@ struct SqliteDb<'c> {
 }
 
 impl SqliteDb<'_> {
-    fn run_query(&self, sql: &str, params: &[Value]) -> rusqlite::Result<Vec<Row>> {
-        let mut stmt = self.conn.prepare_cached(&sqlite_placeholders(sql))?;
+    fn run_query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sqlite_placeholders(sql))
+            .map_err(sqlite_error)?;
         let columns = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(sqlite_error)?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let mut values = Vec::with_capacity(columns);
-            for i in 0..columns {
-                values.push(match row.get_ref(i)? {
-                    ValueRef::Null => Value::Null,
-                    ValueRef::Integer(v) => Value::Int(v),
-                    ValueRef::Text(bytes) => Value::Text(
-                        String::from_utf8(bytes.to_vec())
-                            .map_err(|e| rusqlite::Error::Utf8Error(i, e.utf8_error()))?,
-                    ),
-                    ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
-                    ValueRef::Real(_) => {
-                        return Err(rusqlite::Error::InvalidColumnType(
-                            i,
-                            "real".into(),
-                            rusqlite::types::Type::Real,
-                        ));
-                    }
-                });
-            }
+        while let Some(row) = rows.next().map_err(sqlite_error)? {
+            let row = SqliteRow(row);
+            let values = (0..columns)
+                .map(|i| row.value(i).map(Value::from))
+                .collect::<Result<Vec<_>>>()?;
             out.push(Row(values));
         }
         Ok(out)
@@ -327,7 +320,26 @@ impl SqliteDb<'_> {
 #[async_trait]
 impl Db for SqliteDb<'_> {
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        self.run_query(sql, params).map_err(sqlite_error)
+        self.run_query(sql, params)
+    }
+
+    async fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut EachRow<'_>,
+    ) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&sqlite_placeholders(sql))
+            .map_err(sqlite_error)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(sqlite_error)?;
+        while let Some(row) = rows.next().map_err(sqlite_error)? {
+            each(&SqliteRow(row))?;
+        }
+        Ok(())
     }
 
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
@@ -353,14 +365,34 @@ impl Db for SqliteDb<'_> {
     fn event_written(&mut self, _id: EventId) {}
 }
 
+/// A row in place in a SQLite statement, for [`Db::query_each`].
+struct SqliteRow<'r, 's>(&'r rusqlite::Row<'s>);
+
+impl RowRef for SqliteRow<'_, '_> {
+    fn value(&self, i: usize) -> Result<ValueRef<'_>> {
+        Ok(match self.0.get_ref(i).map_err(sqlite_error)? {
+            SqliteValue::Null => ValueRef::Null,
+            SqliteValue::Integer(v) => ValueRef::Int(v),
+            SqliteValue::Text(bytes) => ValueRef::Text(
+                std::str::from_utf8(bytes)
+                    .map_err(|e| Error::Backend(format!("SQLite: column {i} is not UTF-8: {e}")))?,
+            ),
+            SqliteValue::Blob(bytes) => ValueRef::Blob(bytes),
+            SqliteValue::Real(_) => {
+                return Err(Error::Backend(format!("SQLite: column {i} is a real")));
+            }
+        })
+    }
+}
+
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
         Ok(match self {
-            Self::Null => ToSqlOutput::Borrowed(ValueRef::Null),
-            Self::Int(v) => ToSqlOutput::Borrowed(ValueRef::Integer(*v)),
-            Self::Bool(v) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*v))),
-            Self::Text(v) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
-            Self::Blob(v) => ToSqlOutput::Borrowed(ValueRef::Blob(v)),
+            Self::Null => ToSqlOutput::Borrowed(SqliteValue::Null),
+            Self::Int(v) => ToSqlOutput::Borrowed(SqliteValue::Integer(*v)),
+            Self::Bool(v) => ToSqlOutput::Borrowed(SqliteValue::Integer(i64::from(*v))),
+            Self::Text(v) => ToSqlOutput::Borrowed(SqliteValue::Text(v.as_bytes())),
+            Self::Blob(v) => ToSqlOutput::Borrowed(SqliteValue::Blob(v)),
         })
     }
 }

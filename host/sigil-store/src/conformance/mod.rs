@@ -24,6 +24,7 @@ mod bundles;
 mod ca;
 mod entries;
 mod entry_lists;
+mod entry_scan;
 mod events;
 mod persistence;
 mod records;
@@ -41,6 +42,7 @@ pub use bundles::*;
 pub use ca::*;
 pub use entries::*;
 pub use entry_lists::*;
+pub use entry_scan::*;
 pub use events::*;
 pub use persistence::*;
 pub use records::*;
@@ -141,6 +143,8 @@ macro_rules! store_conformance_tests {
             entry_list_paging_with_filter,
             entry_list_invalid_requests_are_refused,
             entry_count_matches_filters,
+            entry_scan_returns_every_entry_once,
+            entry_scan_invalid_requests_are_refused,
             agent_create_fetch_round_trip,
             agent_create_duplicate_is_already_exists,
             agent_invalid_is_invalid_argument,

@@ -8,7 +8,7 @@ use super::filter::{
     ENTRY_FEDERATES_WITH, ENTRY_SELECTORS, push_set_match, selector_items, trust_domain_items,
 };
 use super::value::{Sql, pow2_chunks, to_count, to_u32};
-use super::{Db, Row};
+use super::{Db, RowRef};
 use crate::{EntryFilter, Error, Page, PageRequest, Result};
 
 /// The entry columns every entry query selects, in the order [`entry_from_row`] reads them.
@@ -26,7 +26,7 @@ pub(crate) struct StoredEntry {
 }
 
 /// Maps a row of [`ENTRY_COLUMNS`]; selectors and federated trust domains are left empty.
-fn entry_from_row(row: &Row) -> Result<StoredEntry> {
+pub(super) fn entry_from_row(row: &dyn RowRef) -> Result<StoredEntry> {
     let id = row.text(1)?;
     let what = || format!("entry {id}");
     let entry_id = EntryId::new(id).map_err(|e| Error::corrupt(what(), e))?;
@@ -38,8 +38,12 @@ fn entry_from_row(row: &Row) -> Result<StoredEntry> {
         .text(3)?
         .parse()
         .map_err(|e| Error::corrupt(what(), format!("parent_id: {e}")))?;
-    let dns_names: Vec<String> = serde_json::from_str(row.text(8)?)
-        .map_err(|e| Error::corrupt(what(), format!("dns_names: {e}")))?;
+    let dns_names: Vec<String> = match row.text(8)? {
+        // What almost every entry stores; no need for the JSON parser.
+        "[]" => Vec::new(),
+        json => serde_json::from_str(json)
+            .map_err(|e| Error::corrupt(what(), format!("dns_names: {e}")))?,
+    };
     Ok(StoredEntry {
         pk: row.int(0)?,
         entry: RegistrationEntry {
@@ -67,7 +71,7 @@ pub(crate) async fn query_entries(db: &mut dyn Db, sql: &Sql) -> Result<Vec<Stor
     let rows = db.query(&sql.text, &sql.params).await?;
     let mut entries = rows
         .iter()
-        .map(entry_from_row)
+        .map(|row| entry_from_row(row))
         .collect::<Result<Vec<_>>>()?;
     load_sets(db, &mut entries).await?;
     Ok(entries)

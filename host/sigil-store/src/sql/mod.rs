@@ -15,6 +15,7 @@ mod agents;
 mod bundles;
 mod entries;
 mod entry_query;
+mod entry_scan;
 mod events;
 mod federation;
 mod filter;
@@ -34,7 +35,7 @@ use crate::{EventId, Result};
 
 pub(crate) use schema::{Dialect, SCHEMA_VERSION};
 pub(crate) use store::SqlStore;
-pub(crate) use value::{Row, Value};
+pub(crate) use value::{Row, RowRef, Value, ValueRef};
 
 #[cfg(test)]
 pub(crate) use {entry_query::list_sql, schema::migrate};
@@ -55,11 +56,24 @@ pub(crate) enum Lock {
     Migrations = 3,
 }
 
+/// What [`Db::query_each`] calls for each row.
+pub(crate) type EachRow<'e> = dyn FnMut(&dyn RowRef) -> Result<()> + Send + 'e;
+
 /// An open transaction: the only thing the shared datastore code talks to.
 #[async_trait]
 pub(crate) trait Db: Send {
     /// Runs a statement that returns rows.
     async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+
+    /// Runs a statement that returns rows and hands each to `each` as the driver holds it,
+    /// without copying its values into a [`Row`] first: for bulk reads. Stops at the first
+    /// error `each` returns.
+    async fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut EachRow<'_>,
+    ) -> Result<()>;
 
     /// Runs a statement that returns no rows; returns the number of rows it changed.
     async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;

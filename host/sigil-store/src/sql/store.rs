@@ -10,7 +10,8 @@ use sigil_types::{
 };
 
 use super::{
-    Backend, agents, bundles, entries, entry_query, events, federation, misc, now, schema,
+    Backend, agents, bundles, entries, entry_query, entry_scan, events, federation, misc, now,
+    schema,
 };
 use crate::{
     AgentFilter, AgentMask, BundleMask, DataStore, DeleteMode, EntryFilter, EntryMask, Error,
@@ -97,6 +98,13 @@ impl<B: Backend> DataStore for SqlStore<B> {
             .read(move |db| {
                 Box::pin(async move { entry_query::list(db, &filter, page.as_ref()).await })
             })
+            .await
+    }
+
+    async fn scan_entries(&self, page: &PageRequest) -> Result<Page<RegistrationEntry>> {
+        let page = page.clone();
+        self.backend
+            .read(move |db| Box::pin(async move { entry_scan::scan(db, &page).await }))
             .await
     }
 

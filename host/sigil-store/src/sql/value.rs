@@ -144,6 +144,119 @@ impl Row {
     }
 }
 
+/// A column value borrowed from a row, as [`RowRef::value`] returns it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueRef<'a> {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit integer.
+    Int(i64),
+    /// A boolean.
+    Bool(bool),
+    /// Text.
+    Text(&'a str),
+    /// Bytes.
+    Blob(&'a [u8]),
+}
+
+impl From<ValueRef<'_>> for Value {
+    fn from(v: ValueRef<'_>) -> Self {
+        match v {
+            ValueRef::Null => Self::Null,
+            ValueRef::Int(v) => Self::Int(v),
+            ValueRef::Bool(v) => Self::Bool(v),
+            ValueRef::Text(v) => Self::Text(v.to_owned()),
+            ValueRef::Blob(v) => Self::Blob(v.to_vec()),
+        }
+    }
+}
+
+impl ValueRef<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Self::Null => "NULL",
+            Self::Int(_) => "integer",
+            Self::Bool(_) => "boolean",
+            Self::Text(_) => "text",
+            Self::Blob(_) => "blob",
+        }
+    }
+}
+
+/// A result row read in place: a [`Row`], or a row the driver still holds, which
+/// [`Db::query_each`](super::Db::query_each) hands out without copying its values. The
+/// accessors on `dyn RowRef` check types as [`Row`]'s do.
+pub(crate) trait RowRef {
+    /// Column `i`.
+    fn value(&self, i: usize) -> Result<ValueRef<'_>>;
+}
+
+impl RowRef for Row {
+    fn value(&self, i: usize) -> Result<ValueRef<'_>> {
+        Ok(match self.column(i)? {
+            Value::Null => ValueRef::Null,
+            Value::Int(v) => ValueRef::Int(*v),
+            Value::Bool(v) => ValueRef::Bool(*v),
+            Value::Text(v) => ValueRef::Text(v),
+            Value::Blob(v) => ValueRef::Blob(v),
+        })
+    }
+}
+
+impl dyn RowRef + '_ {
+    fn typed<T>(
+        &self,
+        i: usize,
+        expected: &str,
+        f: impl FnOnce(ValueRef<'_>) -> Option<T>,
+    ) -> Result<T> {
+        let value = self.value(i)?;
+        f(value).ok_or_else(|| {
+            Error::Backend(format!(
+                "column {i}: expected {expected}, found {}",
+                value.type_name()
+            ))
+        })
+    }
+
+    /// An integer column.
+    pub(crate) fn int(&self, i: usize) -> Result<i64> {
+        self.typed(i, "integer", |v| match v {
+            ValueRef::Int(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// A nullable integer column.
+    pub(crate) fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.typed(i, "integer or NULL", |v| match v {
+            ValueRef::Null => Some(None),
+            ValueRef::Int(v) => Some(Some(v)),
+            _ => None,
+        })
+    }
+
+    /// A boolean column (SQLite stores 0/1).
+    pub(crate) fn bool(&self, i: usize) -> Result<bool> {
+        self.typed(i, "boolean", |v| match v {
+            ValueRef::Bool(v) => Some(v),
+            ValueRef::Int(v) => Some(v != 0),
+            _ => None,
+        })
+    }
+
+    /// A text column.
+    pub(crate) fn text(&self, i: usize) -> Result<&str> {
+        match self.value(i)? {
+            ValueRef::Text(v) => Ok(v),
+            other => Err(Error::Backend(format!(
+                "column {i}: expected text, found {}",
+                other.type_name()
+            ))),
+        }
+    }
+}
+
 /// A statement under construction: SQL text with `$n` placeholders and the matching
 /// parameters. Both backends accept this text (SQLite after [`super::sqlite_placeholders`]).
 #[derive(Debug, Default)]
@@ -278,6 +391,28 @@ mod tests {
         assert_eq!(row.opt_int(2).ok(), Some(None));
         assert!(row.bool(0).is_ok_and(|b| b));
         assert!(row.take_blob(1).is_err());
+        assert!(row.int(9).is_err());
+    }
+
+    #[test]
+    fn borrowed_row_accessors_refuse_wrong_types() {
+        let row = Row(vec![
+            Value::Int(1),
+            Value::Text("t".into()),
+            Value::Null,
+            Value::Bool(true),
+        ]);
+        let row: &dyn RowRef = &row;
+        assert_eq!(row.int(0).ok(), Some(1));
+        assert_eq!(row.text(1).ok(), Some("t"));
+        assert!(row.int(1).is_err());
+        assert!(row.text(0).is_err());
+        assert!(row.text(2).is_err());
+        assert_eq!(row.opt_int(2).ok(), Some(None));
+        assert!(row.opt_int(1).is_err());
+        assert!(row.bool(0).is_ok_and(|b| b));
+        assert!(row.bool(3).is_ok_and(|b| b));
+        assert!(row.bool(1).is_err());
         assert!(row.int(9).is_err());
     }
 }
