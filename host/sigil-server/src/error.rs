@@ -29,6 +29,10 @@ pub enum ServerError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The configuration asks for something this server cannot do (a value the config
+    /// reader accepted but this build does not support).
+    #[error("configuration: {0}")]
+    Unsupported(String),
     /// The agent API's TLS setup failed.
     #[error("TLS: {0}")]
     Tls(String),

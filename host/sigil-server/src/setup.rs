@@ -48,7 +48,11 @@ impl Server {
         let keys: Arc<dyn KeyManager> = match &config.plugins.key_manager {
             KeyManagerConfig::Memory => Arc::new(MemoryKeyManager::new()),
             KeyManagerConfig::Disk { keys_path } => Arc::new(DiskKeyManager::open(keys_path)?),
-            _ => Arc::new(MemoryKeyManager::new()),
+            other => {
+                return Err(ServerError::Unsupported(format!(
+                    "KeyManager {other:?} is not supported by this server"
+                )));
+            }
         };
         // Servers sharing a database each keep their own CA slots; the bundle is shared.
         let instance = instance_id(&data_dir)?;
@@ -56,7 +60,7 @@ impl Server {
             store.clone(),
             format!("server/{instance}"),
         ));
-        let ca = Arc::new(CaManager::start(ca_config(&config), keys, storage, now()).await?);
+        let ca = Arc::new(CaManager::start(ca_config(&config)?, keys, storage, now()).await?);
         tracing::info!(
             trust_domain = %config.trust_domain,
             slot = ?ca.current().slot(),
@@ -172,15 +176,30 @@ async fn open_store(config: &ServerConfig) -> Result<Arc<dyn DataStore>, ServerE
     })
 }
 
-fn ca_config(config: &ServerConfig) -> CaConfig {
+fn ca_config(config: &ServerConfig) -> Result<CaConfig, ServerError> {
     let mut ca = CaConfig::new(config.trust_domain.clone());
-    if let Ok(key_type) = sigil_ca::KeyType::from_str(config.ca_key_type.as_str()) {
-        ca.key_type = key_type;
-    }
+    ca.key_type = sigil_ca::KeyType::from_str(config.ca_key_type.as_str()).map_err(|_| {
+        ServerError::Unsupported(format!(
+            "ca_key_type {:?} is not a CA key type this server supports",
+            config.ca_key_type.as_str()
+        ))
+    })?;
     ca.ca_ttl = config.ca_ttl;
     ca.x509_svid_ttl = config.default_x509_svid_ttl;
     ca.jwt_svid_ttl = config.default_jwt_svid_ttl;
     let subject = &config.ca_subject;
+    // The CA certificate carries one country and one organization; say so rather than drop
+    // the rest.
+    for (field, values) in [
+        ("country", &subject.country),
+        ("organization", &subject.organization),
+    ] {
+        if values.len() > 1 {
+            return Err(ServerError::Unsupported(format!(
+                "ca_subject.{field}: {values:?} has more than one value; this server supports one"
+            )));
+        }
+    }
     let mut ca_subject = Subject::spire_ca_default();
     if let Some(country) = subject.country.first() {
         ca_subject.country = Some(country.clone());
@@ -201,7 +220,7 @@ fn ca_config(config: &ServerConfig) -> CaConfig {
             key_file_path: upstream.key_file_path.clone(),
             bundle_file_path: upstream.bundle_file_path.clone(),
         });
-    ca
+    Ok(ca)
 }
 
 /// This server's instance ID, kept in `<data_dir>/instance-id` (created on first start): the

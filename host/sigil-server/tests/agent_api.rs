@@ -415,6 +415,95 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_is_minted_on_every_core_and_answered_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Harness {
+        server,
+        socket,
+        address,
+    } = start(dir.path(), &harness::sqlite(dir.path())).await;
+    let token = token(&socket).await;
+    let (code, bundle) = cli(&socket, &["bundle", "show"]).await;
+    assert_eq!(code, 0, "{bundle}");
+    let key = rcgen::KeyPair::generate().expect("agent key");
+    let agent_svid = attest(channel(address, &bundle, None).await, &token, &key)
+        .await
+        .expect("attested");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let web = create_entry(&socket, "spiffe://example.org/web", &agent_id).await;
+    let api = create_entry(&socket, "spiffe://example.org/api", &agent_id).await;
+    let theirs = create_entry(
+        &socket,
+        "spiffe://example.org/db",
+        "spiffe://example.org/spire/agent/join_token/someone-else",
+    )
+    .await;
+    let mut svids = svid::svid_client::SvidClient::new(
+        channel(
+            address,
+            &bundle,
+            Some((agent_svid.cert_chain, key.serialize_der())),
+        )
+        .await,
+    );
+    // Wait until the cache has both entries.
+    svid_for(&mut svids, &web).await;
+    svid_for(&mut svids, &api).await;
+
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(&rcgen::KeyPair::generate().expect("key"))
+        .expect("csr")
+        .der()
+        .to_vec();
+    // Well over the parallel threshold, with refusals and a bad CSR spread through it.
+    let expected: Vec<Option<&str>> = (0..150)
+        .map(|i| match i % 5 {
+            0 | 3 => Some("/web"),
+            1 => Some("/api"),
+            _ => None,
+        })
+        .collect();
+    let params = (0..150)
+        .map(|i| svid::NewX509svidParams {
+            entry_id: match i % 5 {
+                0 | 3 | 4 => web.clone(),
+                1 => api.clone(),
+                _ => theirs.clone(),
+            },
+            csr: if i % 5 == 4 {
+                b"not a CSR".to_vec()
+            } else {
+                csr.clone()
+            },
+        })
+        .collect();
+    let results = svids
+        .batch_new_x509svid(svid::BatchNewX509svidRequest { params })
+        .await
+        .expect("batch")
+        .into_inner()
+        .results;
+    assert_eq!(results.len(), 150);
+    for (i, (result, expected)) in results.iter().zip(&expected).enumerate() {
+        let code = result.status.as_ref().map(|s| s.code);
+        let path = result
+            .svid
+            .as_ref()
+            .and_then(|s| s.id.as_ref())
+            .map(|id| id.path.as_str());
+        match (i % 5, expected) {
+            (_, Some(want)) => {
+                assert_eq!((code, path), (Some(0), Some(*want)), "item {i}");
+            }
+            (2, None) => assert_eq!(code, Some(tonic::Code::PermissionDenied as i32), "item {i}"),
+            (_, None) => assert_eq!(code, Some(tonic::Code::InvalidArgument as i32), "item {i}"),
+        }
+    }
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_created_on_one_server_reaches_an_agent_of_another_within_a_second() {
     let url = std::env::var("DATABASE_URL")
         .expect("DATABASE_URL must name the test PostgreSQL database (scripts/test.sh sets it)");

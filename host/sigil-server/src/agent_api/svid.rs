@@ -42,46 +42,17 @@ impl api::svid_server::Svid for SvidPeerApi {
         request: Request<api::BatchNewX509svidRequest>,
     ) -> Result<Response<api::BatchNewX509svidResponse>, Status> {
         let agent_id = super::calling_agent(&self.0, &request)?;
-        // One lookup table per call: a batch of n entries would otherwise scan the authorized
-        // set n times.
-        let entries = self.0.cache.authorized_entries(&agent_id);
-        let authorized: HashMap<&str, &RegistrationEntry> =
-            entries.iter().map(|e| (e.id.as_str(), &**e)).collect();
-        let mut results = Vec::new();
-        for params in request.into_inner().params {
-            let minted = match authorized.get(params.entry_id.as_str()) {
-                None => Err(denied(&self.0, &agent_id, &params.entry_id)),
-                Some(entry) => {
-                    let mut svid = X509SvidParams::new(entry.spiffe_id.clone());
-                    if entry.x509_svid_ttl > 0 {
-                        svid.ttl = Some(std::time::Duration::from_secs(u64::from(
-                            entry.x509_svid_ttl,
-                        )));
-                    }
-                    svid.dns_names = entry.dns_names.clone();
-                    self.0
-                        .ca
-                        .mint_x509_svid(&params.csr, &svid, now())
-                        .map(|issued| wire::X509svid {
-                            cert_chain: issued.cert_chain,
-                            id: Some(wire::Spiffeid::from(&entry.spiffe_id)),
-                            expires_at: issued.expires_at,
-                            hint: entry.hint.clone(),
-                        })
-                        .map_err(|e| Status::invalid_argument(format!("csr: {e}")))
-                }
-            };
-            results.push(match minted {
-                Ok(svid) => api::batch_new_x509svid_response::Result {
-                    status: Some(ok_status()),
-                    svid: Some(svid),
-                },
-                Err(status) => api::batch_new_x509svid_response::Result {
-                    status: Some(item_status(&status)),
-                    svid: None,
-                },
-            });
-        }
+        let params = request.into_inner().params;
+        let server = self.0.clone();
+        // A mint is a signature check and a signature: CPU work that would stall this
+        // runtime's worker for the whole batch, so it runs on the blocking pool, split over
+        // the cores.
+        let results = tokio::task::spawn_blocking(move || mint_batch(&server, &agent_id, &params))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "minting a batch of SVIDs failed");
+                Status::internal("minting the batch failed; see the server log")
+            })?;
         Ok(Response::new(api::BatchNewX509svidResponse { results }))
     }
 
@@ -148,6 +119,103 @@ impl api::svid_server::Svid for SvidPeerApi {
             x509_authorities,
         }))
     }
+}
+
+/// Batches at least this long are split over the cores; below it a thread costs more than it
+/// saves.
+const PARALLEL_BATCH: usize = 32;
+
+/// One result per `params` item, in order: an SVID for each entry the agent is authorized
+/// for, a per-item status for the rest.
+fn mint_batch(
+    server: &Server,
+    agent_id: &SpiffeId,
+    params: &[api::NewX509svidParams],
+) -> Vec<api::batch_new_x509svid_response::Result> {
+    // One lookup table per call: a batch of n entries would otherwise scan the authorized set
+    // n times.
+    let entries = server.cache.authorized_entries(agent_id);
+    let authorized: HashMap<&str, &RegistrationEntry> =
+        entries.iter().map(|e| (e.id.as_str(), &**e)).collect();
+    let now = now();
+    let mint = |params: &api::NewX509svidParams| {
+        let minted = match authorized.get(params.entry_id.as_str()) {
+            None => Err(denied(server, agent_id, &params.entry_id)),
+            Some(entry) => mint_one(server, entry, &params.csr, now),
+        };
+        match minted {
+            Ok(svid) => api::batch_new_x509svid_response::Result {
+                status: Some(ok_status()),
+                svid: Some(svid),
+            },
+            Err(status) => api::batch_new_x509svid_response::Result {
+                status: Some(item_status(&status)),
+                svid: None,
+            },
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(params.len() / PARALLEL_BATCH)
+        .max(1);
+    if threads == 1 {
+        return params.iter().map(mint).collect();
+    }
+    let chunk = params.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = params
+            .chunks(chunk)
+            .map(|items| {
+                (
+                    items.len(),
+                    scope.spawn(|| items.iter().map(mint).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|(len, worker)| {
+                worker.join().unwrap_or_else(|_| {
+                    tracing::error!("a minting thread panicked");
+                    let failed =
+                        item_status(&Status::internal("minting failed; see the server log"));
+                    vec![
+                        api::batch_new_x509svid_response::Result {
+                            status: Some(failed),
+                            svid: None,
+                        };
+                        len
+                    ]
+                })
+            })
+            .collect()
+    })
+}
+
+/// An X509-SVID for `entry` with the key of `csr`.
+fn mint_one(
+    server: &Server,
+    entry: &RegistrationEntry,
+    csr: &[u8],
+    now: sigil_types::UnixTime,
+) -> Result<wire::X509svid, Status> {
+    let mut svid = X509SvidParams::new(entry.spiffe_id.clone());
+    if entry.x509_svid_ttl > 0 {
+        svid.ttl = Some(std::time::Duration::from_secs(u64::from(
+            entry.x509_svid_ttl,
+        )));
+    }
+    svid.dns_names = entry.dns_names.clone();
+    server
+        .ca
+        .mint_x509_svid(csr, &svid, now)
+        .map(|issued| wire::X509svid {
+            cert_chain: issued.cert_chain,
+            id: Some(wire::Spiffeid::from(&entry.spiffe_id)),
+            expires_at: issued.expires_at,
+            hint: entry.hint.clone(),
+        })
+        .map_err(|e| Status::invalid_argument(format!("csr: {e}")))
 }
 
 /// The entry `entry_id` if the agent is authorized for it.

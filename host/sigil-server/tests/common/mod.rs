@@ -121,6 +121,7 @@ pub(crate) async fn channel(
             let connector = connector.clone();
             async move {
                 let tcp = TcpStream::connect(address).await?;
+                tcp.set_nodelay(true)?;
                 let name = ServerName::try_from("sigil-server").map_err(std::io::Error::other)?;
                 let tls = connector.connect(name, tcp).await?;
                 Ok::<_, std::io::Error>(TokioIo::new(tls))
