@@ -1,0 +1,146 @@
+//! What the socket serves, as the agent hands it over: the [`WorkloadIdentities`] trait and the
+//! values that cross it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sigil_types::{Bundle, EntryId, JwtSvid, SpiffeId, TrustDomain, X509Svid};
+use tokio::sync::watch;
+
+/// The caller of one connection, from the socket's `SO_PEERCRED`: who connected, as the
+/// kernel saw it when the connection was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Process ID; `None` when the platform does not report one.
+    pub pid: Option<i32>,
+    /// Effective user ID.
+    pub uid: u32,
+    /// Effective group ID.
+    pub gid: u32,
+}
+
+/// Why a caller gets nothing from the socket. Each variant becomes one gRPC status; the
+/// reason text is shown to the caller, so it must not carry secrets or internals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The caller could not be attested, or may not have what it asked for
+    /// (`PermissionDenied`).
+    #[error("{0}")]
+    Denied(String),
+    /// The agent cannot answer right now, e.g. it has not synced with the server yet
+    /// (`Unavailable`).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// One X509-SVID of a workload, with the entry it was issued for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadSvid {
+    /// The registration entry the SVID was issued for; SVIDs are served in entry-ID order.
+    pub entry_id: EntryId,
+    /// The SVID, its key and the entry's hint.
+    pub svid: X509Svid,
+}
+
+/// Everything one workload may have at one moment: its X509-SVIDs, the agent's own trust
+/// bundle and the bundles of the trust domains its entries federate with.
+///
+/// A new value is published on every change (a rotated SVID, a new or removed entry, a bundle
+/// update); every open stream pushes when one arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadUpdate {
+    svids: Vec<WorkloadSvid>,
+    bundle: Bundle,
+    federated_bundles: BTreeMap<TrustDomain, Bundle>,
+}
+
+impl WorkloadUpdate {
+    /// A snapshot. The SVIDs are put in entry-ID order (the first is the one SDS serves as
+    /// `default`); a federated bundle of the own trust domain is dropped.
+    pub fn new(
+        mut svids: Vec<WorkloadSvid>,
+        bundle: Bundle,
+        federated_bundles: impl IntoIterator<Item = Bundle>,
+    ) -> Self {
+        svids.sort_by(|a, b| a.entry_id.as_str().cmp(b.entry_id.as_str()));
+        let federated_bundles = federated_bundles
+            .into_iter()
+            .filter(|b| b.trust_domain != bundle.trust_domain)
+            .map(|b| (b.trust_domain.clone(), b))
+            .collect();
+        Self {
+            svids,
+            bundle,
+            federated_bundles,
+        }
+    }
+
+    /// A snapshot with no SVIDs: a caller with no identity.
+    pub fn empty(bundle: Bundle) -> Self {
+        Self::new(Vec::new(), bundle, [])
+    }
+
+    /// The X509-SVIDs, in entry-ID order.
+    pub fn svids(&self) -> &[WorkloadSvid] {
+        &self.svids
+    }
+
+    /// The agent's own trust domain's bundle.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Bundles of other trust domains, by trust domain.
+    pub fn federated_bundles(&self) -> &BTreeMap<TrustDomain, Bundle> {
+        &self.federated_bundles
+    }
+
+    /// The own bundle, then the federated ones in trust-domain order.
+    pub fn all_bundles(&self) -> impl Iterator<Item = &Bundle> {
+        std::iter::once(&self.bundle).chain(self.federated_bundles.values())
+    }
+
+    /// The bundle of `trust_domain`, own or federated.
+    pub fn bundle_for(&self, trust_domain: &TrustDomain) -> Option<&Bundle> {
+        if *trust_domain == self.bundle.trust_domain {
+            Some(&self.bundle)
+        } else {
+            self.federated_bundles.get(trust_domain)
+        }
+    }
+}
+
+/// The agent's side of the workload socket: who a caller is and what it may have.
+///
+/// The socket calls [`attest`](Self::attest) once per call (once per stream for the streaming
+/// calls) with the connection's peer credentials; the returned workload is then used for
+/// that call only. Implementations decide everything about identity: this crate never looks
+/// at selectors, entries or the server.
+#[async_trait::async_trait]
+pub trait WorkloadIdentities: Send + Sync + 'static {
+    /// Whatever the agent needs to remember of an attested caller (its selectors, say).
+    type Workload: Send + Sync + 'static;
+
+    /// Attests `caller`. A caller that attests but has no entries is not an error: it gets a
+    /// workload whose updates have no SVIDs, and the socket answers "no identity issued".
+    async fn attest(&self, caller: Caller) -> Result<Self::Workload, IdentityError>;
+
+    /// The workload's identities: the receiver holds the current snapshot and sees every
+    /// change; dropping it ends the subscription. An agent that has not synced the
+    /// workload's entries yet may wait here, or answer [`IdentityError::Unavailable`].
+    async fn subscribe(
+        &self,
+        workload: &Self::Workload,
+    ) -> Result<watch::Receiver<Arc<WorkloadUpdate>>, IdentityError>;
+
+    /// Mints JWT-SVIDs for `audience` (never empty): one per SPIFFE ID of the workload, or
+    /// only for `spiffe_id` when given. A `spiffe_id` the workload does not have is
+    /// [`IdentityError::Denied`].
+    async fn fetch_jwt_svids(
+        &self,
+        workload: &Self::Workload,
+        audience: &[String],
+        spiffe_id: Option<&SpiffeId>,
+    ) -> Result<Vec<JwtSvid>, IdentityError>;
+}

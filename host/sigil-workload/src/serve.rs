@@ -1,0 +1,126 @@
+//! The socket itself: bind, serve the three services, clean up.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
+use sigil_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::server::UdsConnectInfo;
+
+use crate::error::{ApiError, ServeError};
+use crate::sds::SdsService;
+use crate::workload_api::WorkloadApiService;
+use crate::{Caller, WorkloadConfig, WorkloadIdentities, WorkloadUpdate};
+
+/// Mode of the workload socket: any local user may connect; what each caller gets is decided
+/// per call by attestation.
+const SOCKET_MODE: u32 = 0o777;
+
+/// Serves the SPIFFE Workload API, Envoy SDS v3 and `grpc.health.v1` on the Unix socket at
+/// `socket_path` until `shutdown` completes.
+///
+/// The socket's directory is created when missing, a stale socket file is replaced, the
+/// socket is made mode 0777, and it is removed again when serving ends. Every call attests
+/// its caller through `identities` from the connection's peer credentials.
+pub async fn serve<I: WorkloadIdentities>(
+    socket_path: impl AsRef<Path>,
+    identities: Arc<I>,
+    config: WorkloadConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let socket_path = socket_path.as_ref();
+    let listener = bind(socket_path)?;
+    let config = Arc::new(config);
+    // Streams never end on their own; they watch this and end when serving stops, or
+    // tonic's graceful shutdown would wait for them forever.
+    let (closing, closing_rx) = watch::channel(false);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    tracing::info!(socket = %socket_path.display(), "workload API listening");
+    let served = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(SpiffeWorkloadApiServer::new(WorkloadApiService::new(
+            identities.clone(),
+            config.clone(),
+            closing_rx.clone(),
+        )))
+        .add_service(SecretDiscoveryServiceServer::new(SdsService::new(
+            identities, config, closing_rx,
+        )))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+            shutdown.await;
+            closing.send_replace(true);
+        })
+        .await;
+    if let Err(error) = std::fs::remove_file(socket_path) {
+        tracing::warn!(socket = %socket_path.display(), %error, "could not remove the workload socket");
+    }
+    served.map_err(ServeError::from)
+}
+
+/// Attests the caller of `request` from its connection's peer credentials.
+pub(crate) async fn attest<I: WorkloadIdentities, T>(
+    identities: &I,
+    request: &tonic::Request<T>,
+) -> Result<I::Workload, ApiError> {
+    let caller = caller_of(request)?;
+    identities.attest(caller).await.map_err(|error| {
+        tracing::warn!(pid = ?caller.pid, uid = caller.uid, %error, "workload attestation refused");
+        ApiError::from(error)
+    })
+}
+
+/// Subscribes to an attested workload's identities.
+pub(crate) async fn subscribe<I: WorkloadIdentities>(
+    identities: &I,
+    workload: &I::Workload,
+) -> Result<watch::Receiver<Arc<WorkloadUpdate>>, ApiError> {
+    identities.subscribe(workload).await.map_err(|error| {
+        tracing::warn!(%error, "workload identities unavailable");
+        ApiError::from(error)
+    })
+}
+
+/// The caller of a request, from the peer credentials tonic recorded for its connection.
+fn caller_of<T>(request: &tonic::Request<T>) -> Result<Caller, ApiError> {
+    let credentials = request
+        .extensions()
+        .get::<UdsConnectInfo>()
+        .and_then(|info| info.peer_cred)
+        .ok_or(ApiError::NoPeerCredentials)?;
+    Ok(Caller {
+        pid: credentials.pid(),
+        uid: credentials.uid(),
+        gid: credentials.gid(),
+    })
+}
+
+/// Resolves once serving is stopping (or its sender is gone).
+pub(crate) async fn closed(closing: &mut watch::Receiver<bool>) {
+    let _ = closing.wait_for(|&closing| closing).await;
+}
+
+fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+    let io = |at: &Path| {
+        let at = at.to_owned();
+        move |source| ServeError::Io { path: at, source }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => tracing::info!(socket = %path.display(), "removed a stale workload socket"),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(io(path)(error)),
+    }
+    let listener = UnixListener::bind(path).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(io(path))?;
+    Ok(listener)
+}
