@@ -17,37 +17,22 @@ mod common;
 mod harness;
 
 use common::{attest, channel};
-use harness::{Harness, cli, create_entry, start, token};
+use harness::{Harness, cli, create_entry, create_entry_with, start, token};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Harness {
-        server,
-        socket,
-        address,
-    } = start(dir.path(), &harness::sqlite(dir.path())).await;
-
-    let (code, token) = cli(&socket, &["token", "generate"]).await;
-    assert_eq!(code, 0, "{token}");
-    let token = token
-        .trim()
-        .strip_prefix("Token: ")
-        .expect("token")
-        .to_owned();
-    let (code, bundle) = cli(&socket, &["bundle", "show"]).await;
-    assert_eq!(code, 0, "{bundle}");
-
-    // Attestation: the agent ID is SPIRE's join_token form.
-    let key = rcgen::KeyPair::generate().expect("agent key");
-    let agent_svid = attest(channel(address, &bundle, None).await, &token, &key)
-        .await
-        .expect("attested");
-    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
-    assert_eq!(
-        agent_svid.id.as_ref().map(|id| id.path.as_str()),
-        Some(format!("/spire/agent/join_token/{token}").as_str())
-    );
+    let Attested {
+        harness: Harness {
+            server,
+            socket,
+            address,
+        },
+        token,
+        agent_id,
+        bundle,
+        identity,
+        _dir,
+    } = attested_agent().await;
 
     // The token works once.
     let other_key = rcgen::KeyPair::generate().expect("key");
@@ -65,7 +50,7 @@ async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
     )
     .await;
 
-    let identity = Some((agent_svid.cert_chain.clone(), key.serialize_der()));
+    let identity = Some(identity);
     let mut svids =
         svid::svid_client::SvidClient::new(channel(address, &bundle, identity.clone()).await);
     let workload_key = rcgen::KeyPair::generate().expect("workload key");
@@ -180,34 +165,42 @@ async fn svid_for(
     panic!("no SVID for entry {entry_id}");
 }
 
-/// Create an entry with extra `flags` (`-admin`, `-downstream`) through `socket`; its ID.
-async fn create_flagged_entry(
-    socket: &std::path::Path,
-    spiffe_id: &str,
-    parent: &str,
-    flag: &str,
-) -> String {
-    let (code, out) = cli(
-        socket,
-        &[
-            "entry",
-            "create",
-            "-spiffeID",
-            spiffe_id,
-            "-parentID",
-            parent,
-            "-selector",
-            "unix:uid:0",
-            flag,
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "{out}");
-    out.lines()
-        .find_map(|l| l.strip_prefix("Entry ID         : "))
-        .expect("entry ID")
-        .trim()
-        .to_owned()
+/// A server in a temporary directory with one agent attested by a join token.
+struct Attested {
+    harness: Harness,
+    token: String,
+    agent_id: String,
+    /// The bundle as PEM, which the agent trusts.
+    bundle: String,
+    /// The agent's SVID chain and key (PKCS#8 DER).
+    identity: (Vec<Vec<u8>>, Vec<u8>),
+    _dir: tempfile::TempDir,
+}
+
+async fn attested_agent() -> Attested {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let harness = start(dir.path(), &harness::sqlite(dir.path())).await;
+    let token = token(&harness.socket).await;
+    let (code, bundle) = cli(&harness.socket, &["bundle", "show"]).await;
+    assert_eq!(code, 0, "{bundle}");
+    let key = rcgen::KeyPair::generate().expect("agent key");
+    let svid = attest(channel(harness.address, &bundle, None).await, &token, &key)
+        .await
+        .expect("attested");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    assert_eq!(
+        svid.id.as_ref().map(|id| id.path.as_str()),
+        Some(format!("/spire/agent/join_token/{token}").as_str()),
+        "the agent ID is SPIRE's join_token form"
+    );
+    Attested {
+        harness,
+        token,
+        agent_id,
+        bundle,
+        identity: (svid.cert_chain, key.serialize_der()),
+        _dir: dir,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,21 +208,19 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
     use sigil_proto::spire::api::server::bundle::v1 as bundle_api;
     use sigil_proto::spire::api::server::entry::v1 as entry_api;
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Harness {
-        server,
-        socket,
-        address,
-    } = start(dir.path(), &harness::sqlite(dir.path())).await;
-    let token = token(&socket).await;
-    let (code, bundle) = cli(&socket, &["bundle", "show"]).await;
-    assert_eq!(code, 0, "{bundle}");
-    let key = rcgen::KeyPair::generate().expect("agent key");
-    let agent_svid = attest(channel(address, &bundle, None).await, &token, &key)
-        .await
-        .expect("attested");
-    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
-    let agent_identity = Some((agent_svid.cert_chain, key.serialize_der()));
+    let Attested {
+        harness: Harness {
+            server,
+            socket,
+            address,
+        },
+        agent_id,
+        bundle,
+        identity: agent_identity,
+        _dir,
+        ..
+    } = attested_agent().await;
+    let agent_identity = Some(agent_identity);
 
     let web = create_entry(&socket, "spiffe://example.org/web", &agent_id).await;
     let theirs = create_entry(
@@ -239,12 +230,12 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
     )
     .await;
     let admin =
-        create_flagged_entry(&socket, "spiffe://example.org/ops", &agent_id, "-admin").await;
-    let nested = create_flagged_entry(
+        create_entry_with(&socket, "spiffe://example.org/ops", &agent_id, &["-admin"]).await;
+    let nested = create_entry_with(
         &socket,
         "spiffe://example.org/nested-server",
         &agent_id,
-        "-downstream",
+        &["-downstream"],
     )
     .await;
     let agent_channel = channel(address, &bundle, agent_identity).await;
@@ -416,20 +407,18 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_batch_is_minted_on_every_core_and_answered_in_order() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let Harness {
-        server,
-        socket,
-        address,
-    } = start(dir.path(), &harness::sqlite(dir.path())).await;
-    let token = token(&socket).await;
-    let (code, bundle) = cli(&socket, &["bundle", "show"]).await;
-    assert_eq!(code, 0, "{bundle}");
-    let key = rcgen::KeyPair::generate().expect("agent key");
-    let agent_svid = attest(channel(address, &bundle, None).await, &token, &key)
-        .await
-        .expect("attested");
-    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let Attested {
+        harness: Harness {
+            server,
+            socket,
+            address,
+        },
+        agent_id,
+        bundle,
+        identity,
+        _dir,
+        ..
+    } = attested_agent().await;
     let web = create_entry(&socket, "spiffe://example.org/web", &agent_id).await;
     let api = create_entry(&socket, "spiffe://example.org/api", &agent_id).await;
     let theirs = create_entry(
@@ -438,14 +427,8 @@ async fn a_large_batch_is_minted_on_every_core_and_answered_in_order() {
         "spiffe://example.org/spire/agent/join_token/someone-else",
     )
     .await;
-    let mut svids = svid::svid_client::SvidClient::new(
-        channel(
-            address,
-            &bundle,
-            Some((agent_svid.cert_chain, key.serialize_der())),
-        )
-        .await,
-    );
+    let mut svids =
+        svid::svid_client::SvidClient::new(channel(address, &bundle, Some(identity)).await);
     // Wait until the cache has both entries.
     svid_for(&mut svids, &web).await;
     svid_for(&mut svids, &api).await;

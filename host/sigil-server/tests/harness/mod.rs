@@ -103,20 +103,28 @@ pub(crate) async fn token(socket: &Path) -> String {
 
 /// Create an entry through `socket`; its ID.
 pub(crate) async fn create_entry(socket: &Path, spiffe_id: &str, parent: &str) -> String {
-    let (code, out) = cli(
-        socket,
-        &[
-            "entry",
-            "create",
-            "-spiffeID",
-            spiffe_id,
-            "-parentID",
-            parent,
-            "-selector",
-            "unix:uid:1000",
-        ],
-    )
-    .await;
+    create_entry_with(socket, spiffe_id, parent, &[]).await
+}
+
+/// Create an entry with `extra` flags (`-admin`, `-downstream`, …) through `socket`; its ID.
+pub(crate) async fn create_entry_with(
+    socket: &Path,
+    spiffe_id: &str,
+    parent: &str,
+    extra: &[&str],
+) -> String {
+    let mut args = vec![
+        "entry",
+        "create",
+        "-spiffeID",
+        spiffe_id,
+        "-parentID",
+        parent,
+        "-selector",
+        "unix:uid:1000",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out) = cli(socket, &args).await;
     assert_eq!(code, 0, "{out}");
     out.lines()
         .find_map(|l| l.strip_prefix("Entry ID         : "))
