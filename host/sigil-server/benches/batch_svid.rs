@@ -1,7 +1,8 @@
 //! BatchNewX509SVID over loopback mTLS (issue 4): SVIDs per second for batches of 500 CSRs
 //! from one attested agent, against the raw rate of the crypto library on the same cores in
 //! the same run (one ECDSA P-256 verify, the CSR's signature, plus one P-256 sign, the
-//! certificate's, per SVID).
+//! certificate's, per SVID), on one thread and on one thread per core (the server mints a
+//! batch on every core).
 //!
 //! ```text
 //! cargo bench -p sigil-server --bench batch_svid [-- --batches N]
