@@ -352,6 +352,12 @@ fn operator_flow_on_sqlite() {
 
 #[test]
 fn operator_flow_on_postgres() {
+    on_postgres(operator_flow);
+}
+
+/// Run `flow` with a DataStore `plugin_data` body for a fresh schema of the PostgreSQL
+/// database at `DATABASE_URL`, dropped afterwards.
+fn on_postgres(flow: fn(&str)) {
     let url = std::env::var("DATABASE_URL")
         .expect("DATABASE_URL must name the test PostgreSQL database (scripts/test.sh sets it)");
     let schema = format!("sigil_server_{}", uuid::Uuid::new_v4().simple());
@@ -372,7 +378,7 @@ fn operator_flow_on_postgres() {
     let separator = if url.contains('?') { '&' } else { '?' };
     let store_url = format!("{url}{separator}options=-csearch_path%3D{schema}");
     let result = std::panic::catch_unwind(|| {
-        operator_flow(&format!(
+        flow(&format!(
             "database_type = \"postgres\"\n            connection_string = \"{store_url}\""
         ));
     });
@@ -447,17 +453,27 @@ fn free_port() -> u16 {
 }
 
 #[test]
-fn an_agent_attests_to_the_server_process_and_survives_its_restart() {
+fn an_agent_attests_to_the_server_process_and_survives_its_restart_on_sqlite() {
+    agent_flow(
+        r#"database_type = "sqlite3"
+            connection_string = "DATA_DIR/datastore.sqlite3""#,
+    );
+}
+
+#[test]
+fn an_agent_attests_to_the_server_process_and_survives_its_restart_on_postgres() {
+    on_postgres(agent_flow);
+}
+
+/// A server process on `data_store`: an agent attests with a join token, gets an SVID for its
+/// entry and is refused another agent's; after a restart the agent, the CA and the SVID path
+/// still work and the used token is still refused.
+fn agent_flow(data_store: &str) {
     use sigil_proto::spire::api::server::svid::v1 as svid;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let (config, socket) = write_config_on_port(
-        dir.path(),
-        r#"database_type = "sqlite3"
-            connection_string = "DATA_DIR/datastore.sqlite3""#,
-        port,
-    );
+    let (config, socket) = write_config_on_port(dir.path(), data_store, port);
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -536,6 +552,50 @@ fn an_agent_attests_to_the_server_process_and_survives_its_restart() {
     };
     let first = new_svid(address);
     assert_eq!(first.id.as_ref().map(|id| id.path.as_str()), Some("/web"));
+
+    // An entry of another agent: refused, naming its SPIFFE ID.
+    let theirs = ok(server.cli(&[
+        "entry",
+        "create",
+        "-spiffeID",
+        "spiffe://example.org/db",
+        "-parentID",
+        "spiffe://example.org/spire/agent/join_token/someone-else",
+        "-selector",
+        "unix:uid:1000",
+    ]));
+    let their_id = theirs
+        .lines()
+        .find_map(|l| l.strip_prefix("Entry ID         : "))
+        .expect("entry ID")
+        .trim()
+        .to_owned();
+    let refused = runtime.block_on(async {
+        svid::svid_client::SvidClient::new(
+            common::channel(address, &bundle, identity.clone()).await,
+        )
+        .batch_new_x509svid(svid::BatchNewX509svidRequest {
+            params: vec![svid::NewX509svidParams {
+                entry_id: their_id.clone(),
+                csr: csr.clone(),
+            }],
+        })
+        .await
+        .expect("answered per item")
+        .into_inner()
+        .results
+    });
+    let status = refused[0].status.clone().expect("status");
+    assert_eq!(
+        status.code,
+        tonic::Code::PermissionDenied as i32,
+        "{status:?}"
+    );
+    // Named by SPIFFE ID once the server's cache has the entry, by entry ID before.
+    assert!(
+        status.message.contains("spiffe://example.org/db") || status.message.contains(&their_id),
+        "{status:?}"
+    );
 
     // After a restart: the same agent, the same CA, the agent's SVID still works.
     server.stop();
