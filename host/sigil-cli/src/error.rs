@@ -29,6 +29,10 @@ pub enum CliError {
     /// `healthcheck` found the server unhealthy. Printed without the `Error: ` prefix.
     #[error("Server is unhealthy: {0}")]
     Unhealthy(String),
+    /// The agent's `healthcheck` found the agent unhealthy. Printed without the `Error: `
+    /// prefix.
+    #[error("Agent is unhealthy: {0}")]
+    AgentUnhealthy(String),
     /// Reading or writing a local file failed.
     #[error("{context}: {source}")]
     Io {
