@@ -1,0 +1,267 @@
+//! The sigil agent: proves the node's identity to the server (node attestation), keeps the
+//! entries it may serve and their X509-SVIDs in sync with the server, and serves workloads
+//! on the workload socket after attesting them.
+//!
+//! [`run`] is the daemon: it loads the plugins, attests (or reuses the SVID stored in
+//! `data_dir`, see [`storage`] for the files), starts the sync loop (`sync`) and serves the
+//! SPIFFE Workload API and Envoy SDS through [`sigil_workload::serve`] with [`Workloads`] as
+//! the identity source.
+//!
+//! Architecture invariant: private keys are generated in the agent and never leave it except
+//! to the attested workload they were issued for; they are never logged, and the agent key is
+//! stored 0600.
+
+mod attest;
+mod client;
+mod error;
+mod keys;
+pub mod storage;
+mod sync;
+mod workload;
+
+use std::sync::Arc;
+
+use sigil_config::{AgentConfig, PluginConfig, PluginSource, TrustBundleFormat, TrustBundleSource};
+use sigil_plugins::{HostConfig, NodeAttestorAgent, PluginHost, PluginSpec};
+use sigil_types::{Bundle, SpiffeId};
+use tokio::sync::watch;
+
+pub use error::AgentError;
+pub use sync::SYNC_INTERVAL;
+pub use workload::{Workload, Workloads};
+
+use crate::client::ServerClient;
+use crate::storage::DataDir;
+use crate::sync::{Snapshot, Syncer};
+
+/// Settings given on the command line rather than in the config file.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// `-joinToken`: overrides the config's `join_token`.
+    pub join_token: Option<String>,
+}
+
+impl RunOptions {
+    /// Options with a join token.
+    pub fn with_join_token(mut self, token: Option<String>) -> Self {
+        self.join_token = token;
+        self
+    }
+}
+
+/// Runs the agent until `shutdown` resolves: attestation (or the stored SVID), the sync loop
+/// and the workload socket.
+pub async fn run(
+    config: AgentConfig,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    if config.admin_socket_path.is_some() {
+        tracing::warn!("admin_socket_path: the Delegated Identity API is not built yet; ignored");
+    }
+    let data = DataDir::open(&config.data_dir)?;
+    let plugins = PluginHost::new(
+        HostConfig::default().with_artifact_cache(data.path().join("plugin-cache")),
+    )
+    .map_err(|source| AgentError::Plugin {
+        name: "(host)".into(),
+        source,
+    })?;
+    let mut attestors = Vec::new();
+    for plugin in &config.plugins.workload_attestors {
+        let spec = spec(plugin, &plugin.data_text);
+        let loaded = plugins
+            .load_workload_attestor(&config.trust_domain, &spec)
+            .map_err(|source| AgentError::Plugin {
+                name: plugin.name.clone(),
+                source,
+            })?;
+        attestors.push(loaded);
+    }
+    let server_id = SpiffeId::new(&config.trust_domain, "/spire/server")
+        .map_err(|e| AgentError::Tls(e.to_string()))?;
+    let address = if config.server_address.contains(':') && !config.server_address.starts_with('[')
+    {
+        // An IPv6 literal.
+        format!("[{}]:{}", config.server_address, config.server_port)
+    } else {
+        format!("{}:{}", config.server_address, config.server_port)
+    };
+    let client = ServerClient::new(address, server_id)?;
+
+    let stored = data.load_agent_svid()?.filter(|svid| {
+        let usable = svid.spiffe_id.is_member_of(&config.trust_domain)
+            && svid
+                .chain
+                .first()
+                .and_then(|leaf| client::validity(leaf).ok())
+                .is_some_and(|(_, not_after)| not_after > sync::now());
+        if !usable {
+            tracing::warn!(spiffe_id = %svid.spiffe_id, "the stored agent SVID is expired or of another trust domain; attesting again");
+        }
+        usable
+    });
+    let stored_bundle = data
+        .load_bundle()?
+        .filter(|b| b.trust_domain == config.trust_domain);
+    let agent = match stored {
+        Some(svid) => {
+            let bundle = match &stored_bundle {
+                Some(bundle) => bundle.clone(),
+                None => bootstrap_bundle(&config)?.ok_or(AgentError::Unsupported {
+                    key: "agent.trust_bundle_path",
+                    reason: "a stored agent SVID needs a stored or bootstrap bundle".into(),
+                })?,
+            };
+            client.set_roots(bundle.x509_authorities.iter().map(|a| a.der.as_slice()))?;
+            tracing::info!(spiffe_id = %svid.spiffe_id, "reusing the stored agent SVID");
+            svid
+        }
+        None => {
+            let insecure = match bootstrap_bundle(&config)? {
+                Some(bundle) => {
+                    client.set_roots(bundle.x509_authorities.iter().map(|a| a.der.as_slice()))?;
+                    false
+                }
+                None => {
+                    tracing::warn!(
+                        "insecure_bootstrap: the server's certificate chain is not verified for attestation"
+                    );
+                    true
+                }
+            };
+            let attestor = node_attestor(&plugins, &config, &options)?;
+            let svid = attest::attest(&client, &attestor).await?;
+            if insecure {
+                // Still on the first connection: from here on, the bundle is the trust.
+                let bundle = sync::fetch_bundle(&client, &config.trust_domain).await?;
+                client.set_roots(bundle.x509_authorities.iter().map(|a| a.der.as_slice()))?;
+                data.store_bundle(&bundle)?;
+            }
+            data.store_agent_svid(&svid)?;
+            tracing::info!(spiffe_id = %svid.spiffe_id, "node attested");
+            svid
+        }
+    };
+    client.set_identity(&agent.chain, &agent.key)?;
+    client.reconnect();
+
+    let (publish, cache) = watch::channel(Arc::new(Snapshot {
+        bundle: stored_bundle,
+        ..Snapshot::default()
+    }));
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let syncer = Syncer {
+        client: client.clone(),
+        data,
+        agent,
+        key_type: config.workload_x509_svid_key_type,
+        publish,
+    };
+    let sync_task = tokio::spawn(syncer.run(wait(stopped.clone())));
+    let identities = Arc::new(Workloads::new(attestors, cache, client));
+    let mut workload_config = sigil_workload::WorkloadConfig::default();
+    workload_config.default_svid_name = config.sds.default_svid_name.clone();
+    workload_config.default_bundle_name = config.sds.default_bundle_name.clone();
+    workload_config.default_all_bundles_name = config.sds.default_all_bundles_name.clone();
+    workload_config.disable_spiffe_cert_validation = config.sds.disable_spiffe_cert_validation;
+    workload_config.allow_unauthenticated_verifiers = config.allow_unauthenticated_verifiers;
+    tracing::info!(socket = %config.socket_path.display(), "serving workloads");
+    let served = sigil_workload::serve(
+        &config.socket_path,
+        identities,
+        workload_config,
+        wait(stopped),
+    )
+    .await;
+    sync_task.abort();
+    served.map_err(AgentError::from)
+}
+
+/// The plugin spec of a configured plugin, with `data` as its `plugin_data`.
+fn spec(plugin: &PluginConfig, data: &str) -> PluginSpec {
+    match &plugin.source {
+        PluginSource::Wasm { path, checksum } => {
+            let spec = PluginSpec::file(&plugin.name, path, data);
+            match checksum {
+                Some(sum) => spec.with_checksum(sum),
+                None => spec,
+            }
+        }
+        _ => PluginSpec::builtin(&plugin.name, data),
+    }
+}
+
+/// The node attestor; `join_token` gets the token (`-joinToken`, else `join_token`) as its
+/// `plugin_data`.
+fn node_attestor(
+    plugins: &PluginHost,
+    config: &AgentConfig,
+    options: &RunOptions,
+) -> Result<NodeAttestorAgent, AgentError> {
+    let plugin = &config.plugins.node_attestor;
+    let data = if plugin.name == "join_token" {
+        let token = options
+            .join_token
+            .clone()
+            .or_else(|| config.join_token.clone())
+            .filter(|t| !t.is_empty())
+            .ok_or(AgentError::Unsupported {
+                key: "agent.join_token",
+                reason: "NodeAttestor join_token needs a token: set join_token or pass -joinToken"
+                    .into(),
+            })?;
+        if token
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
+            return Err(AgentError::Unsupported {
+                key: "agent.join_token",
+                reason: "the token holds a quote, backslash or control character".into(),
+            });
+        }
+        format!("join_token = \"{token}\"")
+    } else {
+        plugin.data_text.clone()
+    };
+    plugins
+        .load_node_attestor_agent(&config.trust_domain, &spec(plugin, &data))
+        .map_err(|source| AgentError::Plugin {
+            name: plugin.name.clone(),
+            source,
+        })
+}
+
+/// The bootstrap bundle; `None` with `insecure_bootstrap`.
+fn bootstrap_bundle(config: &AgentConfig) -> Result<Option<Bundle>, AgentError> {
+    match &config.trust_bundle {
+        TrustBundleSource::Path(path) => {
+            let bytes = std::fs::read(path).map_err(|e| AgentError::file(path, e))?;
+            let bundle = match config.trust_bundle_format {
+                TrustBundleFormat::Spiffe => {
+                    let text = String::from_utf8(bytes).map_err(|e| AgentError::file(path, e))?;
+                    Bundle::from_jwks(config.trust_domain.clone(), &text)
+                }
+                _ => Bundle::from_x509_pem(config.trust_domain.clone(), &bytes),
+            }
+            .map_err(|e| AgentError::file(path, e))?;
+            if bundle.x509_authorities.is_empty() {
+                return Err(AgentError::file(path, "no X.509 authorities"));
+            }
+            Ok(Some(bundle))
+        }
+        TrustBundleSource::Url(_) => Err(AgentError::Unsupported {
+            key: "agent.trust_bundle_url",
+            reason: "fetching the bootstrap bundle from a URL is not supported yet; use trust_bundle_path".into(),
+        }),
+        _ => Ok(None),
+    }
+}

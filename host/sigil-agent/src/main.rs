@@ -1,0 +1,205 @@
+//! `sigil-agent`: `run` and `validate` for the agent daemon; every other command is SPIRE's
+//! `spire-agent` workload CLI (`api fetch x509`, `api fetch jwt`, `api validate jwt`,
+//! `api watch`, `healthcheck`), a client of the workload socket.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use sigil_agent::{AgentError, RunOptions};
+use sigil_config::{AgentConfig, ConfigError, LogFormat, LogLevel};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+
+const USAGE: &str = "usage: sigil-agent run -config <file> [-joinToken <token>] [-expandEnv]
+       sigil-agent validate -config <file> [-expandEnv]
+       sigil-agent <api|healthcheck> ...";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match args.first().map(String::as_str) {
+        Some("run") => runtime.block_on(run(&args[1..])),
+        Some("validate") => validate(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Some(_) => {
+            let code = runtime.block_on(sigil_cli::run_agent(
+                &args,
+                &mut std::io::stdout(),
+                &mut std::io::stderr(),
+            ));
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+/// The parsed flags of `run` and `validate`.
+struct Flags {
+    config: PathBuf,
+    expand_env: bool,
+    join_token: Option<String>,
+}
+
+/// `-config <file>` (or `--config`, `-config=<file>`), `-expandEnv` and, for `run`,
+/// `-joinToken <token>`.
+fn flags(args: &[String], allow_token: bool) -> Result<Flags, String> {
+    let mut config = None;
+    let mut expand_env = false;
+    let mut join_token = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let name = arg.trim_start_matches('-');
+        match name.split_once('=') {
+            Some(("config", value)) => config = Some(PathBuf::from(value)),
+            Some(("expandEnv", value)) => expand_env = value == "true",
+            Some(("joinToken", value)) if allow_token => join_token = Some(value.to_owned()),
+            _ => match name {
+                "config" => {
+                    let value = iter
+                        .next()
+                        .ok_or_else(|| "flag needs an argument: -config".to_owned())?;
+                    config = Some(PathBuf::from(value));
+                }
+                "joinToken" if allow_token => {
+                    let value = iter
+                        .next()
+                        .ok_or_else(|| "flag needs an argument: -joinToken".to_owned())?;
+                    join_token = Some(value.clone());
+                }
+                "expandEnv" => expand_env = true,
+                other => return Err(format!("flag provided but not defined: -{other}")),
+            },
+        }
+    }
+    let config = config.ok_or_else(|| "-config is required".to_owned())?;
+    Ok(Flags {
+        config,
+        expand_env,
+        join_token,
+    })
+}
+
+fn load(args: &[String], allow_token: bool) -> Result<(AgentConfig, Option<String>), ExitCode> {
+    let flags = flags(args, allow_token).map_err(|message| {
+        eprintln!("error: {message}\n{USAGE}");
+        config_exit()
+    })?;
+    let config = AgentConfig::from_file(&flags.config, flags.expand_env).map_err(|error| {
+        eprintln!("error: {error}");
+        config_exit()
+    })?;
+    Ok((config, flags.join_token))
+}
+
+/// Exit code of a configuration or flag error: 64, `EX_USAGE`.
+fn config_exit() -> ExitCode {
+    ExitCode::from(u8::try_from(ConfigError::EXIT_CODE).unwrap_or(64))
+}
+
+fn validate(args: &[String]) -> ExitCode {
+    match load(args, false) {
+        Ok(_) => {
+            println!("Configuration is valid.");
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+async fn run(args: &[String]) -> ExitCode {
+    let (config, join_token) = match load(args, true) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    if let Err(error) = init_logging(
+        config.log.level,
+        config.log.format,
+        config.log.file.as_deref(),
+    ) {
+        eprintln!("error: log_file: {error}");
+        return config_exit();
+    }
+    if let Some(telemetry) = &config.telemetry {
+        tracing::warn!(
+            line = telemetry.line,
+            "the telemetry block is not supported yet and is ignored"
+        );
+    }
+    let options = RunOptions::default().with_join_token(join_token);
+    match sigil_agent::run(config, options, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "stopped");
+            eprintln!("error: {error}");
+            match error {
+                AgentError::Unsupported { .. } => config_exit(),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Logs to standard error, or appended to `log_file` when set.
+fn init_logging(
+    level: LogLevel,
+    format: LogFormat,
+    file: Option<&std::path::Path>,
+) -> std::io::Result<()> {
+    let level = match level {
+        LogLevel::Debug => "debug",
+        LogLevel::Warn => "warn",
+        LogLevel::Error => "error",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let writer = match file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+            BoxMakeWriter::new(std::sync::Mutex::new(file))
+        }
+        None => BoxMakeWriter::new(std::io::stderr),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(file.is_none())
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        _ => builder.init(),
+    }
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! The sync loop: every [`SYNC_INTERVAL`] (and at once at start) the agent fetches its
+//! authorized entries and the bundles, mints the X509-SVIDs that are missing or past
+//! half-life in one `BatchNewX509SVID`, drops those of removed entries, renews its own SVID
+//! at half-life, and publishes the result as a [`Snapshot`] for the workload socket.
+//!
+//! While the server is unreachable the last snapshot stays published (workloads keep being
+//! served from it) and the loop retries with exponential backoff, logging once per failure
+//! streak.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sigil_config::KeyType;
+use sigil_proto::spire::api::server::bundle::v1 as bundle_api;
+use sigil_proto::spire::api::server::entry::v1 as entry_api;
+use sigil_proto::spire::api::server::svid::v1 as svid_api;
+use sigil_types::{Bundle, RegistrationEntry, TrustDomain, X509Svid};
+use tokio::sync::watch;
+
+use crate::attest;
+use crate::client::{ServerClient, validity};
+use crate::error::AgentError;
+use crate::keys;
+use crate::storage::{AgentSvid, DataDir};
+
+/// Time between two syncs while the server answers.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest wait between two attempts while the server does not answer.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Entries per `BatchNewX509SVID` call.
+const BATCH: usize = 500;
+
+/// One X509-SVID the agent holds for an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CachedSvid {
+    pub(crate) svid: X509Svid,
+    /// When to mint a new one: half-life plus a jitter of up to a tenth of the lifetime.
+    pub(crate) renew_at: i64,
+    /// The entry's revision the SVID was minted for; a changed entry gets a new SVID.
+    pub(crate) revision: i64,
+}
+
+/// What the agent can serve at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    /// The own trust domain's bundle; `None` until the first successful sync (or a stored one).
+    pub(crate) bundle: Option<Bundle>,
+    /// Bundles of trust domains the entries federate with.
+    pub(crate) federated: BTreeMap<TrustDomain, Bundle>,
+    /// Authorized entries by entry ID.
+    pub(crate) entries: BTreeMap<String, Arc<RegistrationEntry>>,
+    /// SVIDs by entry ID.
+    pub(crate) svids: HashMap<String, Arc<CachedSvid>>,
+    /// A sync with the server has completed since the agent started.
+    pub(crate) synced: bool,
+}
+
+/// The sync loop's state.
+#[derive(Debug)]
+pub(crate) struct Syncer {
+    pub(crate) client: ServerClient,
+    pub(crate) data: DataDir,
+    pub(crate) agent: AgentSvid,
+    pub(crate) key_type: KeyType,
+    pub(crate) publish: watch::Sender<Arc<Snapshot>>,
+}
+
+impl Syncer {
+    /// Syncs until `shutdown` resolves.
+    pub(crate) async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut failures: u32 = 0;
+        loop {
+            let wait = match self.sync_once().await {
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(attempts = failures, "sync with the server restored");
+                    }
+                    failures = 0;
+                    SYNC_INTERVAL
+                }
+                Err(error) => {
+                    if failures == 0 {
+                        tracing::warn!(error = %error, "sync with the server failed; serving the cache and retrying");
+                    } else {
+                        tracing::debug!(error = %error, attempt = failures + 1, "sync still failing");
+                    }
+                    failures = failures.saturating_add(1);
+                    self.client.reconnect();
+                    backoff(failures)
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One sync round.
+    pub(crate) async fn sync_once(&mut self) -> Result<(), AgentError> {
+        self.renew_agent_if_due().await?;
+        let entries = self.authorized_entries().await?;
+        let bundle = self.bundle().await?;
+        let current = self.publish.borrow().clone();
+        if current.bundle.as_ref() != Some(&bundle) {
+            self.data.store_bundle(&bundle)?;
+            self.client
+                .set_roots(bundle.x509_authorities.iter().map(|a| a.der.as_slice()))?;
+            tracing::info!(trust_domain = %bundle.trust_domain, sequence = bundle.sequence_number, "bundle updated");
+        }
+        let federated = self.federated_bundles(&entries, &current).await;
+        let svids = self.svids(&entries, &current).await?;
+        let snapshot = Snapshot {
+            bundle: Some(bundle),
+            federated,
+            entries: entries
+                .into_iter()
+                .map(|e| (e.id.as_str().to_owned(), Arc::new(e)))
+                .collect(),
+            svids,
+            synced: true,
+        };
+        self.publish.send_if_modified(|old| {
+            if **old == snapshot {
+                false
+            } else {
+                *old = Arc::new(snapshot);
+                true
+            }
+        });
+        Ok(())
+    }
+
+    /// RenewAgent when the agent SVID is past half-life.
+    async fn renew_agent_if_due(&mut self) -> Result<(), AgentError> {
+        let leaf = self
+            .agent
+            .chain
+            .first()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let (not_before, not_after) =
+            validity(leaf).map_err(|e| AgentError::bad("RenewAgent", e))?;
+        if now() < not_before + (not_after - not_before) / 2 {
+            return Ok(());
+        }
+        let renewed = attest::renew(&self.client).await?;
+        self.data.store_agent_svid(&renewed)?;
+        self.client.set_identity(&renewed.chain, &renewed.key)?;
+        self.client.reconnect();
+        tracing::info!(spiffe_id = %renewed.spiffe_id, "agent SVID renewed");
+        self.agent = renewed;
+        Ok(())
+    }
+
+    async fn authorized_entries(&self) -> Result<Vec<RegistrationEntry>, AgentError> {
+        const CALL: &str = "GetAuthorizedEntries";
+        let response = entry_api::entry_client::EntryClient::new(self.client.channel())
+            .get_authorized_entries(entry_api::GetAuthorizedEntriesRequest { output_mask: None })
+            .await
+            .map_err(|s| AgentError::server(CALL, s))?
+            .into_inner();
+        let mut entries = Vec::with_capacity(response.entries.len());
+        for wire in &response.entries {
+            match RegistrationEntry::try_from(wire) {
+                Ok(entry) => entries.push(entry),
+                Err(error) => {
+                    tracing::warn!(entry_id = %wire.id, error = %error, "skipping an entry the agent cannot read");
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    async fn bundle(&self) -> Result<Bundle, AgentError> {
+        fetch_bundle(&self.client, &self.agent.spiffe_id.trust_domain()).await
+    }
+
+    /// Bundles of every trust domain an entry federates with; a failure keeps the old one.
+    async fn federated_bundles(
+        &self,
+        entries: &[RegistrationEntry],
+        current: &Snapshot,
+    ) -> BTreeMap<TrustDomain, Bundle> {
+        const CALL: &str = "GetFederatedBundle";
+        let wanted: BTreeSet<&TrustDomain> = entries
+            .iter()
+            .flat_map(|e| e.federates_with.iter())
+            .collect();
+        let mut bundles = BTreeMap::new();
+        let mut client = bundle_api::bundle_client::BundleClient::new(self.client.channel());
+        for trust_domain in wanted {
+            let answer = client
+                .get_federated_bundle(bundle_api::GetFederatedBundleRequest {
+                    trust_domain: trust_domain.name().to_owned(),
+                    output_mask: None,
+                })
+                .await
+                .map_err(|s| AgentError::server(CALL, s))
+                .and_then(|r| {
+                    Bundle::try_from(&r.into_inner()).map_err(|e| AgentError::bad(CALL, e))
+                });
+            match answer {
+                Ok(bundle) if bundle.trust_domain == *trust_domain => {
+                    bundles.insert(trust_domain.clone(), bundle);
+                }
+                Ok(_) => {
+                    tracing::warn!(%trust_domain, "federated bundle of another trust domain ignored");
+                }
+                Err(error) => {
+                    tracing::debug!(%trust_domain, error = %error, "no federated bundle");
+                    if let Some(old) = current.federated.get(trust_domain) {
+                        bundles.insert(trust_domain.clone(), old.clone());
+                    }
+                }
+            }
+        }
+        bundles
+    }
+
+    /// Keeps valid SVIDs of current entries, mints the missing and due ones.
+    async fn svids(
+        &self,
+        entries: &[RegistrationEntry],
+        current: &Snapshot,
+    ) -> Result<HashMap<String, Arc<CachedSvid>>, AgentError> {
+        let now = now();
+        let mut kept = HashMap::new();
+        let mut due = Vec::new();
+        for entry in entries {
+            match current.svids.get(entry.id.as_str()) {
+                Some(svid) if svid.revision == entry.revision_number && now < svid.renew_at => {
+                    kept.insert(entry.id.as_str().to_owned(), svid.clone());
+                }
+                old => due.push((entry, old.cloned())),
+            }
+        }
+        for chunk in due.chunks(BATCH) {
+            let minted = self.mint(chunk.iter().map(|(e, _)| *e)).await;
+            match minted {
+                Ok(minted) => {
+                    for ((entry, old), new) in chunk.iter().zip(minted) {
+                        match new {
+                            Some(svid) => {
+                                kept.insert(entry.id.as_str().to_owned(), Arc::new(svid));
+                            }
+                            // Refused: keep a still valid old SVID, if any.
+                            None => keep_valid(&mut kept, entry, old.as_ref(), now),
+                        }
+                    }
+                }
+                // The round fails and the published snapshot stays as it was.
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(kept)
+    }
+
+    /// One `BatchNewX509SVID` for `entries`: an SVID per entry, `None` where refused.
+    async fn mint<'a>(
+        &self,
+        entries: impl Iterator<Item = &'a RegistrationEntry>,
+    ) -> Result<Vec<Option<CachedSvid>>, AgentError> {
+        const CALL: &str = "BatchNewX509SVID";
+        let entries: Vec<&RegistrationEntry> = entries.collect();
+        let key_type = self.key_type;
+        let count = entries.len();
+        let pairs = tokio::task::spawn_blocking(move || {
+            (0..count)
+                .map(|_| {
+                    let key = keys::generate(key_type)?;
+                    let csr = keys::csr(&key)?;
+                    Ok((keys::private_der(&key), csr))
+                })
+                .collect::<Result<Vec<_>, AgentError>>()
+        })
+        .await
+        .map_err(|e| AgentError::Key(e.to_string()))??;
+        let params = entries
+            .iter()
+            .zip(&pairs)
+            .map(|(entry, (_, csr))| svid_api::NewX509svidParams {
+                entry_id: entry.id.as_str().to_owned(),
+                csr: csr.clone(),
+            })
+            .collect();
+        let response = svid_api::svid_client::SvidClient::new(self.client.channel())
+            .batch_new_x509svid(svid_api::BatchNewX509svidRequest { params })
+            .await
+            .map_err(|s| AgentError::server(CALL, s))?
+            .into_inner();
+        if response.results.len() != entries.len() {
+            return Err(AgentError::bad(CALL, "one result per entry expected"));
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        for ((entry, (key, _)), result) in entries.iter().zip(pairs).zip(response.results) {
+            let status = result.status.unwrap_or_default();
+            let svid = match (status.code, result.svid) {
+                (0, Some(svid)) => cached(entry, svid, key),
+                (_, _) => Err(format!("code {}: {}", status.code, status.message)),
+            };
+            match svid {
+                Ok(svid) => {
+                    tracing::debug!(entry_id = %entry.id.as_str(), spiffe_id = %entry.spiffe_id, "X509-SVID minted");
+                    out.push(Some(svid));
+                }
+                Err(reason) => {
+                    tracing::warn!(entry_id = %entry.id.as_str(), spiffe_id = %entry.spiffe_id, %reason, "the server refused an X509-SVID");
+                    out.push(None);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The trust domain's bundle from `GetBundle`.
+pub(crate) async fn fetch_bundle(
+    client: &ServerClient,
+    trust_domain: &TrustDomain,
+) -> Result<Bundle, AgentError> {
+    const CALL: &str = "GetBundle";
+    let wire = bundle_api::bundle_client::BundleClient::new(client.channel())
+        .get_bundle(bundle_api::GetBundleRequest { output_mask: None })
+        .await
+        .map_err(|s| AgentError::server(CALL, s))?
+        .into_inner();
+    let bundle = Bundle::try_from(&wire).map_err(|e| AgentError::bad(CALL, e))?;
+    if bundle.trust_domain != *trust_domain {
+        return Err(AgentError::bad(CALL, "bundle of another trust domain"));
+    }
+    if bundle.x509_authorities.is_empty() {
+        return Err(AgentError::bad(CALL, "bundle without X.509 authorities"));
+    }
+    Ok(bundle)
+}
+
+/// The SVID from the wire with the key made for it.
+fn cached(
+    entry: &RegistrationEntry,
+    svid: sigil_proto::spire::api::types::X509svid,
+    key: sigil_types::PrivateKeyDer,
+) -> Result<CachedSvid, String> {
+    let leaf = svid.cert_chain.first().ok_or("empty certificate chain")?;
+    let (not_before, not_after) = validity(leaf)?;
+    let ids = crate::client::uri_sans(leaf)?;
+    if ids.len() != 1 || ids[0] != entry.spiffe_id.as_str() {
+        return Err(format!("SVID names {ids:?}, entry has {}", entry.spiffe_id));
+    }
+    let lifetime = (not_after - not_before).max(0);
+    Ok(CachedSvid {
+        svid: X509Svid {
+            spiffe_id: entry.spiffe_id.clone(),
+            cert_chain: svid.cert_chain,
+            private_key: key,
+            expires_at: not_after,
+            hint: entry.hint.clone(),
+        },
+        renew_at: not_before + lifetime / 2 + jitter(lifetime / 10),
+        revision: entry.revision_number,
+    })
+}
+
+fn keep_valid(
+    kept: &mut HashMap<String, Arc<CachedSvid>>,
+    entry: &RegistrationEntry,
+    old: Option<&Arc<CachedSvid>>,
+    now: i64,
+) {
+    if let Some(old) = old.filter(|o| o.svid.expires_at > now) {
+        kept.insert(entry.id.as_str().to_owned(), old.clone());
+    }
+}
+
+/// A random number of seconds in `0..max` (0 when `max` ≤ 0).
+fn jitter(max: i64) -> i64 {
+    let mut bytes = [0u8; 8];
+    if max <= 0 || aws_lc_rs::rand::fill(&mut bytes).is_err() {
+        return 0;
+    }
+    i64::try_from(u64::from_le_bytes(bytes) % max.unsigned_abs()).unwrap_or(0)
+}
+
+/// The wait after `failures` failed attempts: 1 s, 2 s, 4 s… up to [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let seconds = 1u64 << failures.saturating_sub(1).min(5);
+    Duration::from_secs(seconds).min(MAX_BACKOFF)
+}
+
+/// Unix seconds now.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_ceiling() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(2), Duration::from_secs(2));
+        assert_eq!(backoff(4), Duration::from_secs(8));
+        assert_eq!(backoff(50), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        assert_eq!(jitter(0), 0);
+        for _ in 0..100 {
+            assert!((0..7).contains(&jitter(7)));
+        }
+    }
+}

@@ -1,0 +1,698 @@
+//! The agent as a real process against an in-process server on loopback: the `sigil-agent`
+//! binary is started from an `agent.conf`; the server (`sigil_server::Server` with its admin
+//! socket and agent API on a loopback port, SQLite) runs in the test process so the test can
+//! stop its agent API. Workloads are the test process itself, through the `spiffe` crate.
+
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a failed setup step must fail the test"
+)]
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use sigil_proto::workload::X509svidRequest;
+use sigil_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use tonic::transport::{Endpoint, Uri};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_sigil-agent");
+const WAIT: Duration = Duration::from_secs(30);
+
+// === the tests ===
+
+#[test]
+fn validate_accepts_a_good_config_and_refuses_a_bad_one_with_64() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("good.conf");
+    std::fs::write(
+        &good,
+        agent_conf(dir.path(), 8081, "trust_bundle_path = \"/b.pem\""),
+    )
+    .expect("write");
+    let out = Command::new(AGENT)
+        .args(["validate", "-config"])
+        .arg(&good)
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+
+    let bad = dir.path().join("bad.conf");
+    let text = agent_conf(dir.path(), 8081, "trust_bundle_path = \"/b.pem\"")
+        .replace("server_port = 8081", "server_port = \"x\"");
+    std::fs::write(&bad, text).expect("write");
+    let out = Command::new(AGENT)
+        .args(["validate", "-config"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.conf:") && err.contains("server_port"),
+        "{err}"
+    );
+
+    let out = Command::new(AGENT)
+        .args(["run", "-config"])
+        .arg(&good)
+        .arg("-nope")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+}
+
+#[test]
+fn a_trust_bundle_url_is_a_config_error_not_yet_supported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        agent_conf(
+            dir.path(),
+            8081,
+            "trust_bundle_url = \"https://example.org/bundle\"",
+        ),
+    )
+    .expect("write");
+    let out = Command::new(AGENT)
+        .args(["run", "-config"])
+        .arg(&conf)
+        .args(["-joinToken", "x"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("trust_bundle_url") && err.contains("not supported"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_restarts_and_outages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let bundle_pem = server.cli_out(&["bundle", "show"]).await;
+    let bundle_path = dir.path().join("bootstrap.pem");
+    std::fs::write(&bundle_path, &bundle_pem).expect("write bundle");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
+    server
+        .cli_out(&[
+            "entry",
+            "create",
+            "-spiffeID",
+            "spiffe://example.org/workload",
+            "-parentID",
+            &agent_id,
+            "-selector",
+            &format!("unix:uid:{uid}"),
+        ])
+        .await;
+    // An entry for a selector this process does not have: never served to it.
+    server
+        .cli_out(&[
+            "entry",
+            "create",
+            "-spiffeID",
+            "spiffe://example.org/someone-else",
+            "-parentID",
+            &agent_id,
+            "-selector",
+            &format!("unix:uid:{}", uid + 1),
+        ])
+        .await;
+
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        agent_conf(
+            dir.path(),
+            server.address.port(),
+            &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
+        ),
+    )
+    .expect("write config");
+    let socket = dir.path().join("agent.sock");
+    let mut agent = Agent::start(&conf, Some(&token), dir.path(), "first");
+
+    // X509-SVID through the `spiffe` crate, verified against the server's bundle.
+    let first = fetch_x509(&socket, &mut agent).await;
+    assert_eq!(first.ids, ["spiffe://example.org/workload"]);
+    let roots = pem::parse_many(&bundle_pem).expect("bundle PEM");
+    verify_chain(&first.chain, &roots);
+
+    // JWT-SVID through the crate, validated by the agent and independently against the
+    // server's JWT authorities.
+    let client = spiffe::WorkloadApiClient::connect_to(&format!("unix:{}", socket.display()))
+        .await
+        .expect("connect");
+    let jwt = client
+        .fetch_jwt_svid(["svc"], None)
+        .await
+        .expect("JWT-SVID");
+    assert_eq!(jwt.spiffe_id().to_string(), "spiffe://example.org/workload");
+    let validated = client
+        .validate_jwt_token("svc", jwt.token())
+        .await
+        .expect("the agent validates it");
+    assert_eq!(
+        validated.spiffe_id().to_string(),
+        "spiffe://example.org/workload"
+    );
+    let jwks = server
+        .cli_out(&["bundle", "show", "-format", "spiffe"])
+        .await;
+    let server_bundle =
+        sigil_types::Bundle::from_jwks("example.org".parse().expect("td"), &jwks).expect("JWKS");
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+    )
+    .expect("time");
+    let checked = sigil_ca::validate_jwt_svid(jwt.token(), &server_bundle, "svc", now)
+        .expect("the JWT-SVID verifies against the server's bundle");
+    assert_eq!(checked.spiffe_id.as_str(), "spiffe://example.org/workload");
+
+    // The same through the binary's `spire-agent` CLI.
+    let out = Command::new(AGENT)
+        .args(["api", "fetch", "x509", "-socketPath"])
+        .arg(&socket)
+        .output()
+        .expect("run the CLI");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        printed.contains("spiffe://example.org/workload"),
+        "{printed}"
+    );
+
+    // Without the security header: refused before attestation.
+    let mut raw = SpiffeWorkloadApiClient::new(uds_channel(&socket).await);
+    let refused = raw
+        .fetch_x509svid(X509svidRequest {})
+        .await
+        .expect_err("no security header");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+
+    // On disk: the key 0600 in a 0700 directory.
+    let data = dir.path().join("agent-data");
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(
+        mode(&data.join(sigil_agent::storage::AGENT_KEY_FILE)),
+        0o600
+    );
+    assert!(data.join(sigil_agent::storage::AGENT_SVID_FILE).exists());
+    assert!(data.join(sigil_agent::storage::BUNDLE_FILE).exists());
+
+    // Restart: the stored SVID is reused. The join token is spent, so an attempt to attest
+    // again would fail and the agent would exit.
+    agent.stop();
+    let mut agent = Agent::start(&conf, Some(&token), dir.path(), "second");
+    let second = fetch_x509(&socket, &mut agent).await;
+    assert_eq!(second.ids, ["spiffe://example.org/workload"]);
+    let log = agent.log();
+    assert!(log.contains("reusing the stored agent SVID"), "{log}");
+    assert!(!log.contains("node attested"), "{log}");
+    let agents = server.cli_out(&["agent", "list"]).await;
+    assert_eq!(agents.matches("join_token/").count(), 1, "{agents}");
+
+    // The server's agent API goes away: the workload keeps getting the cached SVID.
+    server.stop_agent_api();
+    tokio::time::sleep(sigil_agent::SYNC_INTERVAL * 2).await;
+    assert!(agent.running(), "{}", agent.log());
+    let cached = fetch_x509(&socket, &mut agent).await;
+    assert_eq!(cached.chain, second.chain);
+    let log = agent.log();
+    assert_eq!(
+        log.matches("sync with the server failed").count(),
+        1,
+        "one warning per failure streak: {log}"
+    );
+    agent.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bootstrap_bundle_of_another_ca_refuses_the_server_and_spends_no_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let other_key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let other = params.self_signed(&other_key).expect("other CA");
+    let bundle_path = dir.path().join("other.pem");
+    std::fs::write(&bundle_path, other.pem()).expect("write");
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        agent_conf(
+            dir.path(),
+            server.address.port(),
+            &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
+        ),
+    )
+    .expect("write config");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(AGENT)
+            .args(["run", "-config"])
+            .arg(&conf)
+            .args(["-joinToken", &token])
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("AttestAgent"), "{err}");
+    let agents = server.cli_out(&["agent", "list"]).await;
+    assert!(!agents.contains("join_token/"), "{agents}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn x509pop_with_insecure_bootstrap_attests_over_challenges_and_renews_the_agent_svid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = NodePki::write(dir.path());
+    let server = Server::start_with(
+        dir.path(),
+        "agent_ttl = \"20s\"",
+        &format!(
+            "NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            ca_bundle_path = \"{}\"\n        }}\n    }}",
+            pki.root.display()
+        ),
+    )
+    .await;
+    let agent_id = format!("spiffe://example.org/spire/agent/x509pop/{}", pki.leaf_sha1);
+    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
+    let created = server
+        .cli_out(&[
+            "entry",
+            "create",
+            "-spiffeID",
+            "spiffe://example.org/node-workload",
+            "-parentID",
+            &agent_id,
+            "-selector",
+            &format!("unix:uid:{uid}"),
+        ])
+        .await;
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        agent_conf_with(
+            dir.path(),
+            server.address.port(),
+            "insecure_bootstrap = true",
+            &format!(
+                "NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            certificate_path = \"{}\"\n            private_key_path = \"{}\"\n        }}\n    }}",
+                pki.cert.display(),
+                pki.key.display()
+            ),
+        ),
+    )
+    .expect("write config");
+    let socket = dir.path().join("agent.sock");
+    let mut agent = Agent::start(&conf, None, dir.path(), "x509pop");
+    let first = fetch_x509(&socket, &mut agent).await;
+    assert_eq!(first.ids, ["spiffe://example.org/node-workload"]);
+    let log = agent.log();
+    assert!(log.contains(&agent_id), "{log}");
+    assert!(log.contains("insecure_bootstrap"), "{log}");
+
+    // The agent SVID lives 20 s: it is renewed at half-life and syncing goes on with it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !agent.log().contains("agent SVID renewed") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no renewal: {}",
+            agent.log()
+        );
+        assert!(agent.running(), "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    tokio::time::sleep(sigil_agent::SYNC_INTERVAL + Duration::from_secs(1)).await;
+    let log = agent.log();
+    assert!(!log.contains("sync with the server failed"), "{log}");
+    let stored = std::fs::read_to_string(
+        dir.path()
+            .join("agent-data")
+            .join(sigil_agent::storage::AGENT_SVID_FILE),
+    )
+    .expect("stored SVID");
+    assert!(stored.contains(&agent_id), "{stored}");
+    let again = fetch_x509(&socket, &mut agent).await;
+    assert_eq!(again.ids, ["spiffe://example.org/node-workload"]);
+
+    // A deleted entry's SVID is dropped at the next sync: the workload has no identity.
+    let entry_id = created
+        .lines()
+        .find_map(|l| l.strip_prefix("Entry ID         : "))
+        .expect("entry ID")
+        .trim()
+        .to_owned();
+    server
+        .cli_out(&["entry", "delete", "-entryID", &entry_id])
+        .await;
+    let client = spiffe::WorkloadApiClient::connect_to(&format!("unix:{}", socket.display()))
+        .await
+        .expect("connect");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match client.fetch_x509_context().await {
+            Ok(_) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the SVID stayed: {}",
+                    agent.log()
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(error) => {
+                assert!(error.to_string().contains("no identity issued"), "{error}");
+                break;
+            }
+        }
+    }
+    agent.stop();
+}
+
+// === helpers ===
+
+/// A node CA and a node certificate with its key, for x509pop.
+struct NodePki {
+    root: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    leaf_sha1: String,
+}
+
+impl NodePki {
+    fn write(dir: &Path) -> NodePki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+        };
+        let root_key = KeyPair::generate().expect("root key");
+        let mut root_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, "Node Root");
+        root_params.distinguished_name = name;
+        let root = root_params.self_signed(&root_key).expect("root");
+        let issuer = Issuer::from_params(&root_params, &root_key);
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let mut leaf_params =
+            CertificateParams::new(vec!["node-1.example.org".to_owned()]).expect("params");
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, "node-1");
+        leaf_params.distinguished_name = name;
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf");
+        let pki = NodePki {
+            root: dir.join("node-root.pem"),
+            cert: dir.join("node.pem"),
+            key: dir.join("node.key"),
+            leaf_sha1: aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                leaf.der(),
+            )
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        };
+        std::fs::write(&pki.root, root.pem()).expect("write root");
+        std::fs::write(&pki.cert, leaf.pem()).expect("write cert");
+        std::fs::write(&pki.key, leaf_key.serialize_pem()).expect("write key");
+        pki
+    }
+}
+
+fn agent_conf(dir: &Path, port: u16, bundle: &str) -> String {
+    agent_conf_with(
+        dir,
+        port,
+        bundle,
+        "NodeAttestor \"join_token\" {\n        plugin_data {}\n    }",
+    )
+}
+
+fn agent_conf_with(dir: &Path, port: u16, bundle: &str, node_attestor: &str) -> String {
+    format!(
+        r#"agent {{
+    data_dir = "{data}"
+    log_level = "INFO"
+    server_address = "127.0.0.1"
+    server_port = {port}
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    {bundle}
+}}
+plugins {{
+    {node_attestor}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    WorkloadAttestor "unix" {{
+        plugin_data {{}}
+    }}
+}}
+"#,
+        data = dir.join("agent-data").display(),
+        socket = dir.join("agent.sock").display(),
+    )
+}
+
+/// The in-process server.
+struct Server {
+    socket: PathBuf,
+    address: SocketAddr,
+    stop_agents: Option<oneshot::Sender<()>>,
+    _server: Arc<sigil_server::Server>,
+}
+
+impl Server {
+    async fn start(dir: &Path) -> Server {
+        Self::start_with(
+            dir,
+            "",
+            "NodeAttestor \"join_token\" {\n        plugin_data {}\n    }",
+        )
+        .await
+    }
+
+    /// A server with extra `server` block lines and the given NodeAttestor block.
+    async fn start_with(dir: &Path, server_extra: &str, node_attestor: &str) -> Server {
+        let socket = dir.join("server.sock");
+        let data = dir.join("server-data");
+        let text = format!(
+            r#"server {{
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    data_dir = "{data}"
+    {server_extra}
+}}
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            database_type = "sqlite3"
+            connection_string = "{data}/datastore.sqlite3"
+        }}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    {node_attestor}
+}}
+"#,
+            socket = socket.display(),
+            data = data.display()
+        );
+        let config =
+            sigil_config::ServerConfig::parse(&text, "server.conf", false).expect("server config");
+        let server = sigil_server::Server::start(config)
+            .await
+            .expect("server start");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop_agents, stopped) = oneshot::channel::<()>();
+        tokio::spawn(sigil_server::serve(server.clone(), std::future::pending()));
+        tokio::spawn(sigil_server::serve_agents_on(
+            server.clone(),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        for _ in 0..100 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server {
+            socket,
+            address,
+            stop_agents: Some(stop_agents),
+            _server: server,
+        }
+    }
+
+    /// Runs a CLI command against the admin socket; its output (it must succeed).
+    async fn cli_out(&self, args: &[&str]) -> String {
+        let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        args.push("-socketPath".into());
+        args.push(self.socket.display().to_string());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = sigil_cli::run(&args, &mut out, &mut err).await;
+        let out = String::from_utf8_lossy(&out).into_owned();
+        assert_eq!(code, 0, "{args:?}: {out}{}", String::from_utf8_lossy(&err));
+        out
+    }
+
+    async fn token(&self) -> String {
+        self.cli_out(&["token", "generate"])
+            .await
+            .trim()
+            .strip_prefix("Token: ")
+            .expect("token")
+            .to_owned()
+    }
+
+    /// Stops the agent API (the admin socket stays).
+    fn stop_agent_api(&mut self) {
+        if let Some(stop) = self.stop_agents.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The agent process, its stderr in a file.
+struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Agent {
+    fn start(conf: &Path, token: Option<&str>, dir: &Path, name: &str) -> Agent {
+        let log = dir.join(format!("agent-{name}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(AGENT);
+        command.args(["run", "-config"]).arg(conf);
+        if let Some(token) = token {
+            command.args(["-joinToken", token]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start the agent");
+        Agent { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What the `spiffe` crate got.
+struct Fetched {
+    ids: Vec<String>,
+    chain: Vec<Vec<u8>>,
+}
+
+/// Retries until the agent serves an X.509 context (it syncs right after starting).
+async fn fetch_x509(socket: &Path, agent: &mut Agent) -> Fetched {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        assert!(agent.running(), "the agent exited: {}", agent.log());
+        if socket.exists() {
+            match spiffe::WorkloadApiClient::connect_to(&format!("unix:{}", socket.display())).await
+            {
+                Ok(client) => match client.fetch_x509_context().await {
+                    Ok(context) => {
+                        let ids = context
+                            .svids()
+                            .iter()
+                            .map(|s| s.spiffe_id().to_string())
+                            .collect();
+                        let svid = context.default_svid().expect("a default SVID");
+                        let chain = svid
+                            .cert_chain()
+                            .iter()
+                            .map(|c| c.as_bytes().to_vec())
+                            .collect();
+                        return Fetched { ids, chain };
+                    }
+                    Err(error) => last = error.to_string(),
+                },
+                Err(error) => last = error.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no X509-SVID in time ({last}): {}", agent.log());
+}
+
+/// Each certificate is signed by the next, the last by one of `roots`.
+fn verify_chain(chain: &[Vec<u8>], roots: &[pem::Pem]) {
+    fn parse(der: &[u8]) -> x509_parser::certificate::X509Certificate<'_> {
+        x509_parser::parse_x509_certificate(der)
+            .expect("certificate")
+            .1
+    }
+    for pair in chain.windows(2) {
+        let (child, issuer) = (parse(&pair[0]), parse(&pair[1]));
+        child
+            .verify_signature(Some(issuer.public_key()))
+            .expect("signed by the next certificate");
+    }
+    let last = parse(chain.last().expect("non-empty chain"));
+    let signed_by_root = roots.iter().any(|root| {
+        let root = parse(root.contents());
+        last.verify_signature(Some(root.public_key())).is_ok()
+    });
+    assert!(signed_by_root, "the chain ends at a bundle root");
+    let now = x509_parser::time::ASN1Time::now();
+    assert!(parse(&chain[0]).validity().is_valid_at(now));
+}
+
+/// A raw Workload API channel (no security header added).
+async fn uds_channel(path: &Path) -> tonic::transport::Channel {
+    let path = path.to_owned();
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .expect("connect to the agent socket")
+}
