@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -195,6 +196,28 @@ async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_resta
     assert!(
         printed.contains("spiffe://example.org/workload"),
         "{printed}"
+    );
+
+    // A process of another uid: attested by its own uid, which no entry names.
+    assert_eq!(
+        uid, 0,
+        "this test runs a workload as another uid (nobody), which needs root; CI runs as root"
+    );
+    // Let that uid reach the socket (0777) through the test directory.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+        .expect("chmod the test directory");
+    let other = Command::new(AGENT)
+        .args(["api", "fetch", "x509", "-socketPath"])
+        .arg(&socket)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run the CLI as uid 65534");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "{other:?}");
+    assert!(
+        stderr.contains("code = PermissionDenied") && stderr.contains("no identity issued"),
+        "{stderr}"
     );
 
     // Without the security header: refused before attestation.
