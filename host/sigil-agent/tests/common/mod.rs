@@ -1,0 +1,333 @@
+//! Shared set-up of the agent's tests and benchmarks: an in-process server on loopback
+//! (`sigil_server::Server` with its admin socket and agent API, SQLite), the `sigil-agent`
+//! binary as a real process, and Workload API clients.
+
+#![allow(
+    dead_code,
+    reason = "each test binary and bench uses a different part of the set-up"
+)]
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers: a failed setup step must fail the test"
+)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use tonic::transport::{Endpoint, Uri};
+
+pub(crate) const AGENT: &str = env!("CARGO_BIN_EXE_sigil-agent");
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+/// A node CA and a node certificate with its key, for x509pop.
+pub(crate) struct NodePki {
+    pub(crate) root: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) leaf_sha1: String,
+}
+
+impl NodePki {
+    pub(crate) fn write(dir: &Path) -> NodePki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+        };
+        let root_key = KeyPair::generate().expect("root key");
+        let mut root_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, "Node Root");
+        root_params.distinguished_name = name;
+        let root = root_params.self_signed(&root_key).expect("root");
+        let issuer = Issuer::from_params(&root_params, &root_key);
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let mut leaf_params =
+            CertificateParams::new(vec!["node-1.example.org".to_owned()]).expect("params");
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, "node-1");
+        leaf_params.distinguished_name = name;
+        let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf");
+        let pki = NodePki {
+            root: dir.join("node-root.pem"),
+            cert: dir.join("node.pem"),
+            key: dir.join("node.key"),
+            leaf_sha1: aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                leaf.der(),
+            )
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        };
+        std::fs::write(&pki.root, root.pem()).expect("write root");
+        std::fs::write(&pki.cert, leaf.pem()).expect("write cert");
+        std::fs::write(&pki.key, leaf_key.serialize_pem()).expect("write key");
+        pki
+    }
+}
+
+pub(crate) fn agent_conf(dir: &Path, port: u16, bundle: &str) -> String {
+    agent_conf_with(
+        dir,
+        port,
+        bundle,
+        "NodeAttestor \"join_token\" {\n        plugin_data {}\n    }",
+    )
+}
+
+pub(crate) fn agent_conf_with(dir: &Path, port: u16, bundle: &str, node_attestor: &str) -> String {
+    format!(
+        r#"agent {{
+    data_dir = "{data}"
+    log_level = "INFO"
+    server_address = "127.0.0.1"
+    server_port = {port}
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    {bundle}
+}}
+plugins {{
+    {node_attestor}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    WorkloadAttestor "unix" {{
+        plugin_data {{}}
+    }}
+}}
+"#,
+        data = dir.join("agent-data").display(),
+        socket = dir.join("agent.sock").display(),
+    )
+}
+
+/// The in-process server.
+pub(crate) struct Server {
+    pub(crate) socket: PathBuf,
+    pub(crate) address: SocketAddr,
+    stop_agents: Option<oneshot::Sender<()>>,
+    _server: Arc<sigil_server::Server>,
+}
+
+impl Server {
+    pub(crate) async fn start(dir: &Path) -> Server {
+        Self::start_with(
+            dir,
+            "",
+            "NodeAttestor \"join_token\" {\n        plugin_data {}\n    }",
+        )
+        .await
+    }
+
+    /// A server with extra `server` block lines and the given NodeAttestor block.
+    pub(crate) async fn start_with(dir: &Path, server_extra: &str, node_attestor: &str) -> Server {
+        let socket = dir.join("server.sock");
+        let data = dir.join("server-data");
+        let text = format!(
+            r#"server {{
+    socket_path = "{socket}"
+    trust_domain = "example.org"
+    data_dir = "{data}"
+    {server_extra}
+}}
+plugins {{
+    DataStore "sql" {{
+        plugin_data {{
+            database_type = "sqlite3"
+            connection_string = "{data}/datastore.sqlite3"
+        }}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    {node_attestor}
+}}
+"#,
+            socket = socket.display(),
+            data = data.display()
+        );
+        let config =
+            sigil_config::ServerConfig::parse(&text, "server.conf", false).expect("server config");
+        let server = sigil_server::Server::start(config)
+            .await
+            .expect("server start");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop_agents, stopped) = oneshot::channel::<()>();
+        tokio::spawn(sigil_server::serve(server.clone(), std::future::pending()));
+        tokio::spawn(sigil_server::serve_agents_on(
+            server.clone(),
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        for _ in 0..100 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server {
+            socket,
+            address,
+            stop_agents: Some(stop_agents),
+            _server: server,
+        }
+    }
+
+    /// Runs a CLI command against the admin socket; its output (it must succeed).
+    pub(crate) async fn cli_out(&self, args: &[&str]) -> String {
+        let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        args.push("-socketPath".into());
+        args.push(self.socket.display().to_string());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = sigil_cli::run(&args, &mut out, &mut err).await;
+        let out = String::from_utf8_lossy(&out).into_owned();
+        assert_eq!(code, 0, "{args:?}: {out}{}", String::from_utf8_lossy(&err));
+        out
+    }
+
+    pub(crate) async fn token(&self) -> String {
+        self.cli_out(&["token", "generate"])
+            .await
+            .trim()
+            .strip_prefix("Token: ")
+            .expect("token")
+            .to_owned()
+    }
+
+    /// Stops the agent API (the admin socket stays).
+    pub(crate) fn stop_agent_api(&mut self) {
+        if let Some(stop) = self.stop_agents.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The agent process, its stderr in a file.
+pub(crate) struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Agent {
+    pub(crate) fn start(conf: &Path, token: Option<&str>, dir: &Path, name: &str) -> Agent {
+        let log = dir.join(format!("agent-{name}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(AGENT);
+        command.args(["run", "-config"]).arg(conf);
+        if let Some(token) = token {
+            command.args(["-joinToken", token]);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start the agent");
+        Agent { child, log }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What the `spiffe` crate got.
+pub(crate) struct Fetched {
+    pub(crate) ids: Vec<String>,
+    pub(crate) chain: Vec<Vec<u8>>,
+}
+
+/// Retries until the agent serves an X.509 context (it syncs right after starting).
+pub(crate) async fn fetch_x509(socket: &Path, agent: &mut Agent) -> Fetched {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        assert!(agent.running(), "the agent exited: {}", agent.log());
+        if socket.exists() {
+            match spiffe::WorkloadApiClient::connect_to(&format!("unix:{}", socket.display())).await
+            {
+                Ok(client) => match client.fetch_x509_context().await {
+                    Ok(context) => {
+                        let ids = context
+                            .svids()
+                            .iter()
+                            .map(|s| s.spiffe_id().to_string())
+                            .collect();
+                        let svid = context.default_svid().expect("a default SVID");
+                        let chain = svid
+                            .cert_chain()
+                            .iter()
+                            .map(|c| c.as_bytes().to_vec())
+                            .collect();
+                        return Fetched { ids, chain };
+                    }
+                    Err(error) => last = error.to_string(),
+                },
+                Err(error) => last = error.to_string(),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no X509-SVID in time ({last}): {}", agent.log());
+}
+
+/// Each certificate is signed by the next, the last by one of `roots`.
+pub(crate) fn verify_chain(chain: &[Vec<u8>], roots: &[pem::Pem]) {
+    fn parse(der: &[u8]) -> x509_parser::certificate::X509Certificate<'_> {
+        x509_parser::parse_x509_certificate(der)
+            .expect("certificate")
+            .1
+    }
+    for pair in chain.windows(2) {
+        let (child, issuer) = (parse(&pair[0]), parse(&pair[1]));
+        child
+            .verify_signature(Some(issuer.public_key()))
+            .expect("signed by the next certificate");
+    }
+    let last = parse(chain.last().expect("non-empty chain"));
+    let signed_by_root = roots.iter().any(|root| {
+        let root = parse(root.contents());
+        last.verify_signature(Some(root.public_key())).is_ok()
+    });
+    assert!(signed_by_root, "the chain ends at a bundle root");
+    let now = x509_parser::time::ASN1Time::now();
+    assert!(parse(&chain[0]).validity().is_valid_at(now));
+}
+
+/// A raw Workload API channel (no security header added).
+pub(crate) async fn uds_channel(path: &Path) -> tonic::transport::Channel {
+    let path = path.to_owned();
+    Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
+        }))
+        .await
+        .expect("connect to the agent socket")
+}
