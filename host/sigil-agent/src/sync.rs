@@ -122,7 +122,8 @@ impl Syncer {
             svids,
             synced: true,
         };
-        self.publish.send_if_modified(|old| {
+        let (entries, svids) = (snapshot.entries.len(), snapshot.svids.len());
+        let changed = self.publish.send_if_modified(|old| {
             if **old == snapshot {
                 false
             } else {
@@ -130,6 +131,9 @@ impl Syncer {
                 true
             }
         });
+        if changed {
+            tracing::debug!(entries, svids, "cache updated");
+        }
         Ok(())
     }
 
