@@ -57,7 +57,7 @@ pub(crate) async fn attest(
                 let svid = result
                     .svid
                     .ok_or_else(|| AgentError::bad(CALL, "no SVID in the result"))?;
-                return agent_svid(CALL, svid, keys::private_der(&key));
+                return agent_svid(CALL, svid, keys::private_der(&key), result.reattestable);
             }
             Some(agent::attest_agent_response::Step::Challenge(challenge)) => {
                 let answer = plugin_call(plugin, Some(challenge)).await?;
@@ -74,7 +74,8 @@ pub(crate) async fn attest(
     Err(AgentError::bad(CALL, "too many challenge rounds"))
 }
 
-/// Renews the agent SVID over the mTLS connection: a new key, the same SPIFFE ID.
+/// Renews the agent SVID over the mTLS connection: a new key, the same SPIFFE ID. Only for
+/// agents that cannot attest again; the others renew by attesting.
 pub(crate) async fn renew(client: &ServerClient) -> Result<AgentSvid, AgentError> {
     const CALL: &str = "RenewAgent";
     let key = keys::generate(KeyType::EcP256)?;
@@ -89,7 +90,7 @@ pub(crate) async fn renew(client: &ServerClient) -> Result<AgentSvid, AgentError
     let svid = response
         .svid
         .ok_or_else(|| AgentError::bad(CALL, "no SVID in the answer"))?;
-    agent_svid(CALL, svid, keys::private_der(&key))
+    agent_svid(CALL, svid, keys::private_der(&key), false)
 }
 
 /// The agent SVID from the wire, with its key.
@@ -97,6 +98,7 @@ fn agent_svid(
     call: &'static str,
     svid: wire::X509svid,
     key: sigil_types::PrivateKeyDer,
+    reattestable: bool,
 ) -> Result<AgentSvid, AgentError> {
     let id = svid
         .id
@@ -110,6 +112,7 @@ fn agent_svid(
         spiffe_id,
         chain: svid.cert_chain,
         key,
+        reattestable,
     })
 }
 

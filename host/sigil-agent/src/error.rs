@@ -53,6 +53,20 @@ pub enum AgentError {
         /// What was wrong.
         reason: String,
     },
+    /// The server no longer accepts the agent (evicted or banned) and it cannot attest
+    /// again on its own; its stored SVID has been removed.
+    #[error(
+        "the server no longer accepts agent {spiffe_id} ({reason}); its stored SVID was removed: attest it again (a join token agent needs a new token)"
+    )]
+    Evicted {
+        /// The agent's SPIFFE ID.
+        spiffe_id: String,
+        /// The server's message.
+        reason: String,
+    },
+    /// The `health_checks` listener could not be started.
+    #[error("{0}")]
+    Health(#[from] sigil_health::BindError),
     /// The workload socket failed.
     #[error("workload socket: {0}")]
     Serve(#[from] sigil_workload::ServeError),

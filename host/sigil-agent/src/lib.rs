@@ -105,7 +105,7 @@ pub async fn run(
     let stored_bundle = data
         .load_bundle()?
         .filter(|b| b.trust_domain == config.trust_domain);
-    let agent = match stored {
+    let (agent, attestor) = match stored {
         Some(svid) => {
             let bundle = match &stored_bundle {
                 Some(bundle) => bundle.clone(),
@@ -115,8 +115,14 @@ pub async fn run(
                 })?,
             };
             client.set_roots(bundle.x509_authorities.iter().map(|a| a.der.as_slice()))?;
-            tracing::info!(spiffe_id = %svid.spiffe_id, "reusing the stored agent SVID");
-            svid
+            tracing::info!(spiffe_id = %svid.spiffe_id, reattestable = svid.reattestable, "reusing the stored agent SVID");
+            // A join token is spent: only a reattestable agent needs its attestor again.
+            let attestor = if svid.reattestable {
+                Some(node_attestor(&plugins, &config, &options)?)
+            } else {
+                None
+            };
+            (svid, attestor)
         }
         None => {
             let insecure = match bootstrap_bundle(&config)? {
@@ -140,8 +146,9 @@ pub async fn run(
                 data.store_bundle(&bundle)?;
             }
             data.store_agent_svid(&svid)?;
-            tracing::info!(spiffe_id = %svid.spiffe_id, "node attested");
-            svid
+            tracing::info!(spiffe_id = %svid.spiffe_id, reattestable = svid.reattestable, "node attested");
+            let attestor = svid.reattestable.then_some(attestor);
+            (svid, attestor)
         }
     };
     client.set_identity(&agent.chain, &agent.key)?;
@@ -152,9 +159,12 @@ pub async fn run(
         ..Snapshot::default()
     }));
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        }
     });
     let wait = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -165,8 +175,37 @@ pub async fn run(
         agent,
         key_type: config.workload_x509_svid_key_type,
         publish,
+        attestor,
     };
-    let sync_task = tokio::spawn(syncer.run(wait(stopped.clone())));
+    // A sync that ends in an error (the server evicted the agent) stops the whole agent.
+    let stop_on_eviction = stop.clone();
+    let sync_task = tokio::spawn({
+        let stopped = wait(stopped.clone());
+        async move {
+            let synced = syncer.run(stopped).await;
+            if synced.is_err() {
+                stop_on_eviction.send_replace(true);
+            }
+            synced
+        }
+    });
+    let health_checks = config.health_checks.clone();
+    let health_cache = cache.clone();
+    let ready = move || {
+        let readiness = health_cache.borrow().readiness(sync::now());
+        async move { readiness }
+    };
+    // A health listener that cannot bind stops the agent: the operator asked for it.
+    let health = {
+        let (stop, stopped) = (stop.clone(), wait(stopped.clone()));
+        async move {
+            let served = sigil_health::serve(&health_checks, ready, stopped).await;
+            if served.is_err() {
+                stop.send_replace(true);
+            }
+            served
+        }
+    };
     let identities = Arc::new(Workloads::new(attestors, cache, client));
     let mut workload_config = sigil_workload::WorkloadConfig::default();
     workload_config.default_svid_name = config.sds.default_svid_name.clone();
@@ -175,14 +214,21 @@ pub async fn run(
     workload_config.disable_spiffe_cert_validation = config.sds.disable_spiffe_cert_validation;
     workload_config.allow_unauthenticated_verifiers = config.allow_unauthenticated_verifiers;
     tracing::info!(socket = %config.socket_path.display(), "serving workloads");
-    let served = sigil_workload::serve(
-        &config.socket_path,
-        identities,
-        workload_config,
-        wait(stopped),
-    )
-    .await;
-    sync_task.abort();
+    let (served, health) = tokio::join!(
+        sigil_workload::serve(
+            &config.socket_path,
+            identities,
+            workload_config,
+            wait(stopped),
+        ),
+        health
+    );
+    health?;
+    if !sync_task.is_finished() {
+        sync_task.abort();
+    } else if let Ok(Err(error)) = sync_task.await {
+        return Err(error);
+    }
     served.map_err(AgentError::from)
 }
 

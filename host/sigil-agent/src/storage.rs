@@ -34,12 +34,18 @@ pub(crate) struct AgentSvid {
     pub(crate) spiffe_id: SpiffeId,
     pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) key: PrivateKeyDer,
+    /// The server lets this agent attest again (its node attestor can prove the node
+    /// repeatedly, unlike a one-time join token): it renews and recovers from eviction by
+    /// attesting.
+    pub(crate) reattestable: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SvidFile {
     spiffe_id: SpiffeId,
     cert_chain: Vec<String>,
+    #[serde(default)]
+    reattestable: bool,
 }
 
 /// The data directory.
@@ -91,6 +97,7 @@ impl DataDir {
             spiffe_id: file.spiffe_id,
             chain,
             key: PrivateKeyDer::new(key),
+            reattestable: file.reattestable,
         }))
     }
 
@@ -100,10 +107,25 @@ impl DataDir {
         let file = SvidFile {
             spiffe_id: svid.spiffe_id.clone(),
             cert_chain: svid.chain.iter().map(|c| STANDARD.encode(c)).collect(),
+            reattestable: svid.reattestable,
         };
         let text =
             serde_json::to_vec_pretty(&file).map_err(|e| AgentError::file(AGENT_SVID_FILE, e))?;
         self.write(AGENT_SVID_FILE, &text)
+    }
+
+    /// Removes the stored agent SVID and key (after the server evicted or banned the agent),
+    /// so the next start attests anew. The SVID goes first: a key without an SVID is ignored.
+    pub(crate) fn remove_agent_svid(&self) -> Result<(), AgentError> {
+        for name in [AGENT_SVID_FILE, AGENT_KEY_FILE] {
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => return Err(AgentError::file(&path, error)),
+            }
+        }
+        Ok(())
     }
 
     /// The stored bundle, if any.
@@ -170,6 +192,7 @@ mod tests {
             spiffe_id: "spiffe://example.org/spire/agent/x/y".parse().expect("id"),
             chain: vec![vec![1, 2, 3], vec![4, 5]],
             key: PrivateKeyDer::new(vec![9; 32]),
+            reattestable: true,
         }
     }
 
@@ -200,6 +223,10 @@ mod tests {
         assert_eq!(loaded.spiffe_id, svid().spiffe_id);
         assert_eq!(loaded.chain, svid().chain);
         assert_eq!(loaded.key, svid().key);
+        assert!(loaded.reattestable);
+        data.remove_agent_svid().expect("remove");
+        assert!(data.load_agent_svid().expect("load").is_none());
+        data.remove_agent_svid().expect("removing twice is fine");
     }
 
     #[test]

@@ -12,11 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_config::KeyType;
+use sigil_plugins::NodeAttestorAgent;
 use sigil_proto::spire::api::server::bundle::v1 as bundle_api;
 use sigil_proto::spire::api::server::entry::v1 as entry_api;
 use sigil_proto::spire::api::server::svid::v1 as svid_api;
+use sigil_proto::spire::api::types as wire;
 use sigil_types::{Bundle, RegistrationEntry, TrustDomain, X509Svid};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::attest;
 use crate::client::{ServerClient, validity};
@@ -54,6 +57,23 @@ pub(crate) struct Snapshot {
     pub(crate) svids: HashMap<String, Arc<CachedSvid>>,
     /// A sync with the server has completed since the agent started.
     pub(crate) synced: bool,
+    /// When the agent's own SVID expires (Unix seconds); 0 before the first sync.
+    pub(crate) agent_expires_at: i64,
+}
+
+impl Snapshot {
+    /// Ready (the `health_checks` ready path): synced at least once since the start, with
+    /// an agent SVID still valid. A server outage alone does not make the agent unready: it
+    /// keeps serving what it holds.
+    pub(crate) fn readiness(&self, now: i64) -> Result<(), String> {
+        if !self.synced {
+            return Err("the agent has not synced with the server yet".into());
+        }
+        if self.agent_expires_at <= now {
+            return Err("the agent SVID has expired".into());
+        }
+        Ok(())
+    }
 }
 
 /// The sync loop's state.
@@ -64,11 +84,17 @@ pub(crate) struct Syncer {
     pub(crate) agent: AgentSvid,
     pub(crate) key_type: KeyType,
     pub(crate) publish: watch::Sender<Arc<Snapshot>>,
+    /// The node attestor, kept when the agent is reattestable.
+    pub(crate) attestor: Option<NodeAttestorAgent>,
 }
 
 impl Syncer {
-    /// Syncs until `shutdown` resolves.
-    pub(crate) async fn run(mut self, shutdown: impl Future<Output = ()>) {
+    /// Syncs until `shutdown` resolves. Ends with an error only when the server no longer
+    /// accepts the agent and it cannot attest again on its own.
+    pub(crate) async fn run(
+        mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), AgentError> {
         tokio::pin!(shutdown);
         let mut failures: u32 = 0;
         loop {
@@ -79,6 +105,11 @@ impl Syncer {
                     }
                     failures = 0;
                     SYNC_INTERVAL
+                }
+                Err(error) if refused(&error).is_some() => {
+                    self.recover(&error).await?;
+                    failures = 0;
+                    Duration::ZERO
                 }
                 Err(error) => {
                     if failures == 0 {
@@ -92,18 +123,55 @@ impl Syncer {
                 }
             };
             tokio::select! {
-                () = &mut shutdown => return,
+                () = &mut shutdown => return Ok(()),
                 () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
+    /// The server refused the agent itself (evicted or banned). A reattestable agent that is
+    /// not banned attests again; otherwise, as SPIRE's agent does, the stored SVID is removed
+    /// and the agent stops, so that its next start attests anew.
+    async fn recover(&mut self, error: &AgentError) -> Result<(), AgentError> {
+        let reason = refused(error).unwrap_or_default().to_owned();
+        let banned = reason.contains("banned");
+        if let Some(attestor) = self.attestor.as_ref().filter(|_| !banned) {
+            tracing::warn!(spiffe_id = %self.agent.spiffe_id, %reason, "the server no longer accepts the agent; attesting again");
+            match attest::attest(&self.client, attestor).await {
+                Ok(svid) => {
+                    self.adopt(svid)?;
+                    tracing::info!(spiffe_id = %self.agent.spiffe_id, "node attested again");
+                    return Ok(());
+                }
+                // Refused attestation ends the agent like an eviction; anything else is
+                // retried by the loop.
+                Err(failed) if refused(&failed).is_none() => return Ok(()),
+                Err(failed) => tracing::error!(error = %failed, "attesting again was refused"),
+            }
+        }
+        tracing::error!(spiffe_id = %self.agent.spiffe_id, %reason, "the server no longer accepts the agent; removing its SVID and stopping");
+        self.data.remove_agent_svid()?;
+        Err(AgentError::Evicted {
+            spiffe_id: self.agent.spiffe_id.to_string(),
+            reason,
+        })
+    }
+
+    /// Takes `svid` as the agent's identity: stored, and used from the next connection on.
+    fn adopt(&mut self, svid: AgentSvid) -> Result<(), AgentError> {
+        self.data.store_agent_svid(&svid)?;
+        self.client.set_identity(&svid.chain, &svid.key)?;
+        self.client.reconnect();
+        self.agent = svid;
+        Ok(())
+    }
+
     /// One sync round.
     pub(crate) async fn sync_once(&mut self) -> Result<(), AgentError> {
         self.renew_agent_if_due().await?;
-        let entries = self.authorized_entries().await?;
-        let bundle = self.bundle().await?;
         let current = self.publish.borrow().clone();
+        let entries = self.authorized_entries(&current).await?;
+        let bundle = self.bundle().await?;
         if current.bundle.as_ref() != Some(&bundle) {
             self.data.store_bundle(&bundle)?;
             self.client
@@ -117,10 +185,16 @@ impl Syncer {
             federated,
             entries: entries
                 .into_iter()
-                .map(|e| (e.id.as_str().to_owned(), Arc::new(e)))
+                .map(|e| (e.id.as_str().to_owned(), e))
                 .collect(),
             svids,
             synced: true,
+            agent_expires_at: self
+                .agent
+                .chain
+                .first()
+                .and_then(|leaf| validity(leaf).ok())
+                .map_or(0, |(_, not_after)| not_after),
         };
         let (entries, svids) = (snapshot.entries.len(), snapshot.svids.len());
         let changed = self.publish.send_if_modified(|old| {
@@ -137,7 +211,8 @@ impl Syncer {
         Ok(())
     }
 
-    /// RenewAgent when the agent SVID is past half-life.
+    /// A new agent SVID when the current one is past half-life: by attesting again when the
+    /// agent is reattestable (as SPIRE's agent does), else by `RenewAgent`.
     async fn renew_agent_if_due(&mut self) -> Result<(), AgentError> {
         let leaf = self
             .agent
@@ -150,32 +225,83 @@ impl Syncer {
         if now() < not_before + (not_after - not_before) / 2 {
             return Ok(());
         }
-        let renewed = attest::renew(&self.client).await?;
-        self.data.store_agent_svid(&renewed)?;
-        self.client.set_identity(&renewed.chain, &renewed.key)?;
-        self.client.reconnect();
-        tracing::info!(spiffe_id = %renewed.spiffe_id, "agent SVID renewed");
-        self.agent = renewed;
+        let renewed = match &self.attestor {
+            Some(attestor) => attest::attest(&self.client, attestor).await?,
+            None => attest::renew(&self.client).await?,
+        };
+        self.adopt(renewed)?;
+        tracing::info!(spiffe_id = %self.agent.spiffe_id, reattested = self.attestor.is_some(), "agent SVID renewed");
         Ok(())
     }
 
-    async fn authorized_entries(&self) -> Result<Vec<RegistrationEntry>, AgentError> {
+    /// The authorized entries through `SyncAuthorizedEntries`: the server sends a small set
+    /// whole; for a large one it sends revisions first and the agent asks only for the
+    /// entries it lacks or holds at an older revision. A server without the call gets
+    /// `GetAuthorizedEntries`.
+    async fn authorized_entries(
+        &self,
+        current: &Snapshot,
+    ) -> Result<Vec<Arc<RegistrationEntry>>, AgentError> {
+        const CALL: &str = "SyncAuthorizedEntries";
+        let (send, receive) = mpsc::channel(2);
+        send.send(entry_api::SyncAuthorizedEntriesRequest::default())
+            .await
+            .map_err(|_| AgentError::bad(CALL, "request stream closed"))?;
+        let answer = entry_api::entry_client::EntryClient::new(self.client.channel())
+            .sync_authorized_entries(ReceiverStream::new(receive))
+            .await;
+        let mut responses = match answer {
+            Ok(responses) => responses.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                return self.all_authorized_entries().await;
+            }
+            Err(status) => return Err(AgentError::server(CALL, status)),
+        };
+        let (mut wire, revisions) = phase(&mut responses).await?;
+        if revisions.is_empty() {
+            return Ok(decode(&wire));
+        }
+        // Large set: keep what is current, ask for the rest.
+        let mut entries = Vec::with_capacity(revisions.len());
+        let mut wanted = Vec::new();
+        for revision in &revisions {
+            match current.entries.get(&revision.id) {
+                Some(entry) if entry.revision_number == revision.revision_number => {
+                    entries.push(entry.clone());
+                }
+                _ => wanted.push(revision.id.clone()),
+            }
+        }
+        for ids in wanted.chunks(BATCH) {
+            send.send(entry_api::SyncAuthorizedEntriesRequest {
+                output_mask: None,
+                ids: ids.to_vec(),
+            })
+            .await
+            .map_err(|_| AgentError::bad(CALL, "request stream closed"))?;
+            let (page, _) = phase(&mut responses).await?;
+            wire.extend(page);
+        }
+        drop(send);
+        tracing::debug!(
+            revisions = revisions.len(),
+            fetched = wanted.len(),
+            "authorized entries synced by revision"
+        );
+        entries.extend(decode(&wire));
+        entries.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        Ok(entries)
+    }
+
+    /// Every authorized entry in one `GetAuthorizedEntries`.
+    async fn all_authorized_entries(&self) -> Result<Vec<Arc<RegistrationEntry>>, AgentError> {
         const CALL: &str = "GetAuthorizedEntries";
         let response = entry_api::entry_client::EntryClient::new(self.client.channel())
             .get_authorized_entries(entry_api::GetAuthorizedEntriesRequest { output_mask: None })
             .await
             .map_err(|s| AgentError::server(CALL, s))?
             .into_inner();
-        let mut entries = Vec::with_capacity(response.entries.len());
-        for wire in &response.entries {
-            match RegistrationEntry::try_from(wire) {
-                Ok(entry) => entries.push(entry),
-                Err(error) => {
-                    tracing::warn!(entry_id = %wire.id, error = %error, "skipping an entry the agent cannot read");
-                }
-            }
-        }
-        Ok(entries)
+        Ok(decode(&response.entries))
     }
 
     async fn bundle(&self) -> Result<Bundle, AgentError> {
@@ -185,7 +311,7 @@ impl Syncer {
     /// Bundles of every trust domain an entry federates with; a failure keeps the old one.
     async fn federated_bundles(
         &self,
-        entries: &[RegistrationEntry],
+        entries: &[Arc<RegistrationEntry>],
         current: &Snapshot,
     ) -> BTreeMap<TrustDomain, Bundle> {
         const CALL: &str = "GetFederatedBundle";
@@ -227,7 +353,7 @@ impl Syncer {
     /// Keeps valid SVIDs of current entries, mints the missing and due ones.
     async fn svids(
         &self,
-        entries: &[RegistrationEntry],
+        entries: &[Arc<RegistrationEntry>],
         current: &Snapshot,
     ) -> Result<HashMap<String, Arc<CachedSvid>>, AgentError> {
         let now = now();
@@ -242,7 +368,7 @@ impl Syncer {
             }
         }
         for chunk in due.chunks(BATCH) {
-            let minted = self.mint(chunk.iter().map(|(e, _)| *e)).await;
+            let minted = self.mint(chunk.iter().map(|(e, _)| e.as_ref())).await;
             match minted {
                 Ok(minted) => {
                     for ((entry, old), new) in chunk.iter().zip(minted) {
@@ -341,6 +467,40 @@ pub(crate) async fn fetch_bundle(
     Ok(bundle)
 }
 
+/// The responses of one phase of `SyncAuthorizedEntries`, up to the one without `more`:
+/// the entries and the revisions they carried.
+async fn phase(
+    responses: &mut tonic::Streaming<entry_api::SyncAuthorizedEntriesResponse>,
+) -> Result<(Vec<wire::Entry>, Vec<entry_api::EntryRevision>), AgentError> {
+    const CALL: &str = "SyncAuthorizedEntries";
+    let (mut entries, mut revisions) = (Vec::new(), Vec::new());
+    loop {
+        let response = responses
+            .message()
+            .await
+            .map_err(|s| AgentError::server(CALL, s))?
+            .ok_or_else(|| AgentError::bad(CALL, "the stream ended in the middle of a phase"))?;
+        entries.extend(response.entries);
+        revisions.extend(response.entry_revisions);
+        if !response.more {
+            return Ok((entries, revisions));
+        }
+    }
+}
+
+/// The entries the agent can read; the others are logged and skipped.
+fn decode(wire: &[wire::Entry]) -> Vec<Arc<RegistrationEntry>> {
+    wire.iter()
+        .filter_map(|entry| match RegistrationEntry::try_from(entry) {
+            Ok(decoded) => Some(Arc::new(decoded)),
+            Err(error) => {
+                tracing::warn!(entry_id = %entry.id, error = %error, "skipping an entry the agent cannot read");
+                None
+            }
+        })
+        .collect()
+}
+
 /// The SVID from the wire with the key made for it.
 fn cached(
     entry: &RegistrationEntry,
@@ -385,6 +545,20 @@ fn jitter(max: i64) -> i64 {
         return 0;
     }
     i64::try_from(u64::from_le_bytes(bytes) % max.unsigned_abs()).unwrap_or(0)
+}
+
+/// The server's message when it refused the agent itself: a call the agent makes with its
+/// SVID answered PermissionDenied (the server does not know the agent any more, or it is
+/// banned). Refusals of single SVIDs come inside `BatchNewX509SVID`'s results, not here.
+fn refused(error: &AgentError) -> Option<&str> {
+    match error {
+        AgentError::Server { call, status }
+            if status.code() == tonic::Code::PermissionDenied && *call != "GetBundle" =>
+        {
+            Some(status.message())
+        }
+        _ => None,
+    }
 }
 
 /// The wait after `failures` failed attempts: 1 s, 2 s, 4 s… up to [`MAX_BACKOFF`].

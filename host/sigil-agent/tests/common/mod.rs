@@ -25,6 +25,36 @@ use tonic::transport::{Endpoint, Uri};
 pub(crate) const AGENT: &str = env!("CARGO_BIN_EXE_sigil-agent");
 pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
+/// The `sigil-server` binary beside the agent's: `cargo test --workspace` builds every
+/// package's binaries before it runs a test (`CARGO_BIN_EXE_*` names only this package's).
+pub(crate) static SERVER: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(|| {
+    let path = Path::new(AGENT).with_file_name("sigil-server");
+    assert!(
+        path.exists(),
+        "{} is missing: these tests run the server binary; build it with `cargo build -p sigil-server` or run `cargo test --workspace`",
+        path.display()
+    );
+    path
+});
+
+/// A loopback port nobody listens on right now.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// `GET path` on a loopback HTTP listener: the status line.
+pub(crate) fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
 /// A node CA and a node certificate with its key, for x509pop.
 pub(crate) struct NodePki {
     pub(crate) root: PathBuf,
