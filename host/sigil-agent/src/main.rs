@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use sigil_agent::{AgentError, RunOptions};
-use sigil_config::{AgentConfig, ConfigError, LogFormat, LogLevel};
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use sigil_config::{AgentConfig, ConfigError};
 
 const USAGE: &str = "usage: sigil-agent run -config <file> [-joinToken <token>] [-expandEnv]
        sigil-agent validate -config <file> [-expandEnv]
@@ -121,11 +120,7 @@ async fn run(args: &[String]) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    if let Err(error) = init_logging(
-        config.log.level,
-        config.log.format,
-        config.log.file.as_deref(),
-    ) {
+    if let Err(error) = sigil_daemon::init_logging(&config.log) {
         eprintln!("error: log_file: {error}");
         return config_exit();
     }
@@ -136,7 +131,7 @@ async fn run(args: &[String]) -> ExitCode {
         );
     }
     let options = RunOptions::default().with_join_token(join_token);
-    match sigil_agent::run(config, options, shutdown_signal()).await {
+    match sigil_agent::run(config, options, sigil_daemon::shutdown_signal()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -150,56 +145,4 @@ async fn run(args: &[String]) -> ExitCode {
             }
         }
     }
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-/// Logs to standard error, or appended to `log_file` when set.
-fn init_logging(
-    level: LogLevel,
-    format: LogFormat,
-    file: Option<&std::path::Path>,
-) -> std::io::Result<()> {
-    let level = match level {
-        LogLevel::Debug => "debug",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let writer = match file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
-            BoxMakeWriter::new(std::sync::Mutex::new(file))
-        }
-        None => BoxMakeWriter::new(std::io::stderr),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(file.is_none())
-        .with_writer(writer);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        _ => builder.init(),
-    }
-    Ok(())
 }

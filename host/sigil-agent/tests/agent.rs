@@ -15,8 +15,7 @@ use sigil_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 mod common;
 
 use common::{
-    AGENT, Agent, NodePki, Server, WAIT, agent_conf, agent_conf_with, fetch_x509, uds_channel,
-    verify_chain,
+    AGENT, Agent, Server, WAIT, X509popAgent, agent_conf, fetch_x509, uds_channel, verify_chain,
 };
 
 // === the tests ===
@@ -260,6 +259,191 @@ async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_resta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evicted_join_token_agent_removes_its_svid_and_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let bundle_path = dir.path().join("bootstrap.pem");
+    std::fs::write(&bundle_path, server.cli_out(&["bundle", "show"]).await).expect("write");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
+    server
+        .cli_out(&[
+            "entry",
+            "create",
+            "-spiffeID",
+            "spiffe://example.org/workload",
+            "-parentID",
+            &agent_id,
+            "-selector",
+            &format!("unix:uid:{uid}"),
+        ])
+        .await;
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        agent_conf(
+            dir.path(),
+            server.address.port(),
+            &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
+        ),
+    )
+    .expect("write config");
+    let socket = dir.path().join("agent.sock");
+    let mut agent = Agent::start(&conf, Some(&token), dir.path(), "evicted");
+    fetch_x509(&socket, &mut agent).await;
+
+    server
+        .cli_out(&["agent", "evict", "-spiffeID", &agent_id])
+        .await;
+    let status = agent.wait_exit(WAIT + sigil_agent::SYNC_INTERVAL);
+    assert_eq!(status.code(), Some(1), "{}", agent.log());
+    let log = agent.log();
+    assert!(
+        log.contains("no longer accepts agent") && log.contains("new token"),
+        "{log}"
+    );
+    let data = dir.path().join("agent-data");
+    assert!(!data.join(sigil_agent::storage::AGENT_SVID_FILE).exists());
+    assert!(!data.join(sigil_agent::storage::AGENT_KEY_FILE).exists());
+    assert!(
+        !socket.exists(),
+        "the socket is removed when the agent stops"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_authorized_set_is_synced_by_revision_fetching_only_changed_entries() {
+    use sigil_proto::spire::api::server::entry::v1 as entry_api;
+    use sigil_proto::spire::api::types as wire;
+    // Above the server's full-sync limit (10,000): revisions first, then entries by ID.
+    const ENTRIES: usize = 10_050;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let bundle_path = dir.path().join("bootstrap.pem");
+    std::fs::write(&bundle_path, server.cli_out(&["bundle", "show"]).await).expect("write");
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
+    let mut admin = entry_api::entry_client::EntryClient::new(uds_channel(&server.socket).await);
+    let parent = wire::Spiffeid {
+        trust_domain: "example.org".into(),
+        path: format!("/spire/agent/join_token/{token}"),
+    };
+    let mut first_id = String::new();
+    for chunk in (0..ENTRIES).collect::<Vec<_>>().chunks(1_000) {
+        let results = admin
+            .batch_create_entry(entry_api::BatchCreateEntryRequest {
+                entries: chunk
+                    .iter()
+                    .map(|i| wire::Entry {
+                        spiffe_id: Some(wire::Spiffeid {
+                            trust_domain: "example.org".into(),
+                            path: format!("/bulk/{i}"),
+                        }),
+                        parent_id: Some(parent.clone()),
+                        selectors: vec![wire::Selector {
+                            r#type: "unix".into(),
+                            value: format!(
+                                "uid:{}",
+                                if *i == 0 {
+                                    uid
+                                } else {
+                                    100_000 + u32::try_from(*i).expect("small")
+                                }
+                            ),
+                        }],
+                        ..wire::Entry::default()
+                    })
+                    .collect(),
+                output_mask: None,
+            })
+            .await
+            .expect("BatchCreateEntry")
+            .into_inner()
+            .results;
+        assert!(
+            results
+                .iter()
+                .all(|r| r.status.as_ref().is_some_and(|s| s.code == 0))
+        );
+        if first_id.is_empty() {
+            first_id = results[0].entry.as_ref().expect("entry").id.clone();
+        }
+    }
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        agent_conf(
+            dir.path(),
+            server.address.port(),
+            &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
+        )
+        .replace("log_level = \"INFO\"", "log_level = \"DEBUG\""),
+    )
+    .expect("write config");
+    let socket = dir.path().join("agent.sock");
+    let mut agent = Agent::start(&conf, Some(&token), dir.path(), "bulk");
+    let first = fetch_x509(&socket, &mut agent).await;
+    assert_eq!(first.ids, ["spiffe://example.org/bulk/0"]);
+    let syncs = |log: &str, fetched: usize| {
+        let fields = [format!("revisions={ENTRIES}"), format!("fetched={fetched}")];
+        log.lines().any(|line| {
+            line.contains("synced by revision")
+                && fields
+                    .iter()
+                    .all(|f| line.split_whitespace().any(|w| w == f))
+        })
+    };
+    assert!(
+        syncs(&agent.log(), ENTRIES),
+        "the first sync fetches every entry: {}",
+        agent.log()
+    );
+
+    // One entry changes: the next syncs fetch that one only, and its workload gets the
+    // new SVID (a changed entry gets a new one).
+    server
+        .cli_out(&[
+            "entry",
+            "update",
+            "-entryID",
+            &first_id,
+            "-spiffeID",
+            "spiffe://example.org/bulk/renamed",
+            "-parentID",
+            &agent_id,
+            "-selector",
+            &format!("unix:uid:{uid}"),
+        ])
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let fetched = fetch_x509(&socket, &mut agent).await;
+        if fetched.ids == ["spiffe://example.org/bulk/renamed"] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        syncs(&agent.log(), 1),
+        "a later sync fetches the changed entry only: {}",
+        agent.log()
+    );
+    // The next sync, with nothing changed, fetches nothing.
+    let deadline = tokio::time::Instant::now() + sigil_agent::SYNC_INTERVAL * 3;
+    while !syncs(&agent.log(), 0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "an unchanged set fetches nothing: {}",
+            agent.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bootstrap_bundle_of_another_ca_refuses_the_server_and_spends_no_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(dir.path()).await;
@@ -300,47 +484,13 @@ async fn a_bootstrap_bundle_of_another_ca_refuses_the_server_and_spends_no_token
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn x509pop_with_insecure_bootstrap_attests_over_challenges_and_renews_the_agent_svid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki = NodePki::write(dir.path());
-    let server = Server::start_with(
-        dir.path(),
-        "agent_ttl = \"20s\"",
-        &format!(
-            "NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            ca_bundle_path = \"{}\"\n        }}\n    }}",
-            pki.root.display()
-        ),
-    )
-    .await;
-    let agent_id = format!("spiffe://example.org/spire/agent/x509pop/{}", pki.leaf_sha1);
-    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
-    let created = server
-        .cli_out(&[
-            "entry",
-            "create",
-            "-spiffeID",
-            "spiffe://example.org/node-workload",
-            "-parentID",
-            &agent_id,
-            "-selector",
-            &format!("unix:uid:{uid}"),
-        ])
-        .await;
-    let conf = dir.path().join("agent.conf");
-    std::fs::write(
-        &conf,
-        agent_conf_with(
-            dir.path(),
-            server.address.port(),
-            "insecure_bootstrap = true",
-            &format!(
-                "NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            certificate_path = \"{}\"\n            private_key_path = \"{}\"\n        }}\n    }}",
-                pki.cert.display(),
-                pki.key.display()
-            ),
-        ),
-    )
-    .expect("write config");
-    let socket = dir.path().join("agent.sock");
-    let mut agent = Agent::start(&conf, None, dir.path(), "x509pop");
+    let X509popAgent {
+        server,
+        mut agent,
+        agent_id,
+        socket,
+        entry_id,
+    } = X509popAgent::start(dir.path(), "agent_ttl = \"20s\"").await;
     let first = fetch_x509(&socket, &mut agent).await;
     assert_eq!(first.ids, ["spiffe://example.org/node-workload"]);
     let log = agent.log();
@@ -370,14 +520,11 @@ async fn x509pop_with_insecure_bootstrap_attests_over_challenges_and_renews_the_
     assert!(stored.contains(&agent_id), "{stored}");
     let again = fetch_x509(&socket, &mut agent).await;
     assert_eq!(again.ids, ["spiffe://example.org/node-workload"]);
+    // x509pop can prove the node again: the agent renews by attesting (as SPIRE's does).
+    assert!(log.contains("reattestable=true"), "{log}");
+    assert!(agent.log().contains("reattested=true"), "{}", agent.log());
 
     // A deleted entry's SVID is dropped at the next sync: the workload has no identity.
-    let entry_id = created
-        .lines()
-        .find_map(|l| l.strip_prefix("Entry ID         : "))
-        .expect("entry ID")
-        .trim()
-        .to_owned();
     server
         .cli_out(&["entry", "delete", "-entryID", &entry_id])
         .await;
@@ -401,5 +548,37 @@ async fn x509pop_with_insecure_bootstrap_attests_over_challenges_and_renews_the_
             }
         }
     }
+    agent.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_evicted_x509pop_agent_attests_again_and_keeps_serving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let X509popAgent {
+        server,
+        mut agent,
+        agent_id,
+        socket,
+        ..
+    } = X509popAgent::start(dir.path(), "").await;
+    fetch_x509(&socket, &mut agent).await;
+    // Evicted, it attests again on its own and goes on serving.
+    server
+        .cli_out(&["agent", "evict", "-spiffeID", &agent_id])
+        .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !agent.log().contains("node attested again") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no re-attestation: {}",
+            agent.log()
+        );
+        assert!(agent.running(), "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let agents = server.cli_out(&["agent", "list"]).await;
+    assert!(agents.contains(&agent_id), "{agents}");
+    let after = fetch_x509(&socket, &mut agent).await;
+    assert_eq!(after.ids, ["spiffe://example.org/node-workload"]);
     agent.stop();
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sigil_config::{ConfigError, LogFormat, LogLevel, ServerConfig};
+use sigil_config::{ConfigError, ServerConfig};
 
 const USAGE: &str = "usage: sigil-server run -config <file> [-expandEnv]
        sigil-server validate -config <file> [-expandEnv]
@@ -98,7 +98,10 @@ async fn run(args: &[String]) -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
-    init_logging(config.log.level, config.log.format);
+    if let Err(error) = sigil_daemon::init_logging(&config.log) {
+        eprintln!("error: log_file: {error}");
+        return config_exit();
+    }
     if let Some(telemetry) = &config.telemetry {
         tracing::warn!(
             line = telemetry.line,
@@ -115,7 +118,7 @@ async fn run(args: &[String]) -> ExitCode {
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        sigil_daemon::shutdown_signal().await;
         let _ = stop.send(true);
     });
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
@@ -136,39 +139,5 @@ async fn run(args: &[String]) -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-fn init_logging(level: LogLevel, format: LogFormat) {
-    let level = match level {
-        LogLevel::Debug => "debug",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-        _ => "info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        _ => builder.init(),
     }
 }

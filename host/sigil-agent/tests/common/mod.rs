@@ -275,6 +275,22 @@ impl Agent {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Waits up to `limit` for the agent to exit on its own; its exit status.
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent did not exit: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub(crate) fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -360,4 +376,73 @@ pub(crate) async fn uds_channel(path: &Path) -> tonic::transport::Channel {
         }))
         .await
         .expect("connect to the agent socket")
+}
+
+/// An in-process server with the x509pop node attestor, an entry for this process's uid
+/// under the node's agent ID, and an agent attesting with x509pop (insecure bootstrap).
+pub(crate) struct X509popAgent {
+    pub(crate) server: Server,
+    pub(crate) agent: Agent,
+    pub(crate) agent_id: String,
+    pub(crate) socket: std::path::PathBuf,
+    pub(crate) entry_id: String,
+}
+
+impl X509popAgent {
+    pub(crate) async fn start(dir: &Path, server_extra: &str) -> X509popAgent {
+        let pki = NodePki::write(dir);
+        let server = Server::start_with(
+            dir,
+            server_extra,
+            &format!(
+                "NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            ca_bundle_path = \"{}\"\n        }}\n    }}",
+                pki.root.display()
+            ),
+        )
+        .await;
+        let agent_id = format!("spiffe://example.org/spire/agent/x509pop/{}", pki.leaf_sha1);
+        let uid =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("proc"));
+        let created = server
+            .cli_out(&[
+                "entry",
+                "create",
+                "-spiffeID",
+                "spiffe://example.org/node-workload",
+                "-parentID",
+                &agent_id,
+                "-selector",
+                &format!("unix:uid:{uid}"),
+            ])
+            .await;
+        let entry_id = created
+            .lines()
+            .find_map(|l| l.strip_prefix("Entry ID         : "))
+            .expect("entry ID")
+            .trim()
+            .to_owned();
+        let conf = dir.join("agent.conf");
+        std::fs::write(
+            &conf,
+            agent_conf_with(
+                dir,
+                server.address.port(),
+                "insecure_bootstrap = true",
+                &format!(
+                    "NodeAttestor \"x509pop\" {{\n        plugin_data {{\n            certificate_path = \"{}\"\n            private_key_path = \"{}\"\n        }}\n    }}",
+                    pki.cert.display(),
+                    pki.key.display()
+                ),
+            ),
+        )
+        .expect("write config");
+        let agent = Agent::start(&conf, None, dir, "x509pop");
+        X509popAgent {
+            server,
+            agent,
+            agent_id,
+            socket: dir.join("agent.sock"),
+            entry_id,
+        }
+    }
 }
