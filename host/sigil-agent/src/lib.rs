@@ -12,6 +12,7 @@
 //! stored 0600.
 
 mod attest;
+mod bootstrap;
 mod client;
 mod error;
 mod keys;
@@ -21,9 +22,9 @@ mod workload;
 
 use std::sync::Arc;
 
-use sigil_config::{AgentConfig, PluginConfig, PluginSource, TrustBundleFormat, TrustBundleSource};
+use sigil_config::{AgentConfig, PluginConfig, PluginSource};
 use sigil_plugins::{HostConfig, NodeAttestorAgent, PluginHost, PluginSpec};
-use sigil_types::{Bundle, SpiffeId};
+use sigil_types::SpiffeId;
 use tokio::sync::watch;
 
 pub use error::AgentError;
@@ -107,13 +108,16 @@ pub async fn run(
         .filter(|b| b.trust_domain == config.trust_domain);
     let (agent, attestor) = match stored {
         Some(svid) => {
-            let bundle = match &stored_bundle {
-                Some(bundle) => bundle.clone(),
-                None => bootstrap_bundle(&config)?.ok_or(AgentError::Unsupported {
-                    key: "agent.trust_bundle_path",
-                    reason: "a stored agent SVID needs a stored or bootstrap bundle".into(),
-                })?,
-            };
+            let bundle =
+                match &stored_bundle {
+                    Some(bundle) => bundle.clone(),
+                    None => bootstrap::bootstrap_bundle(&config).await?.ok_or(
+                        AgentError::Unsupported {
+                            key: "agent.trust_bundle_path",
+                            reason: "a stored agent SVID needs a stored or bootstrap bundle".into(),
+                        },
+                    )?,
+                };
             client.set_roots(bundle.x509_authorities.iter().map(|a| a.der.as_slice()))?;
             tracing::info!(spiffe_id = %svid.spiffe_id, reattestable = svid.reattestable, "reusing the stored agent SVID");
             // A join token is spent: only a reattestable agent needs its attestor again.
@@ -125,7 +129,7 @@ pub async fn run(
             (svid, attestor)
         }
         None => {
-            let insecure = match bootstrap_bundle(&config)? {
+            let insecure = match bootstrap::bootstrap_bundle(&config).await? {
                 Some(bundle) => {
                     client.set_roots(bundle.x509_authorities.iter().map(|a| a.der.as_slice()))?;
                     false
@@ -284,30 +288,4 @@ fn node_attestor(
             name: plugin.name.clone(),
             source,
         })
-}
-
-/// The bootstrap bundle; `None` with `insecure_bootstrap`.
-fn bootstrap_bundle(config: &AgentConfig) -> Result<Option<Bundle>, AgentError> {
-    match &config.trust_bundle {
-        TrustBundleSource::Path(path) => {
-            let bytes = std::fs::read(path).map_err(|e| AgentError::file(path, e))?;
-            let bundle = match config.trust_bundle_format {
-                TrustBundleFormat::Spiffe => {
-                    let text = String::from_utf8(bytes).map_err(|e| AgentError::file(path, e))?;
-                    Bundle::from_jwks(config.trust_domain.clone(), &text)
-                }
-                _ => Bundle::from_x509_pem(config.trust_domain.clone(), &bytes),
-            }
-            .map_err(|e| AgentError::file(path, e))?;
-            if bundle.x509_authorities.is_empty() {
-                return Err(AgentError::file(path, "no X.509 authorities"));
-            }
-            Ok(Some(bundle))
-        }
-        TrustBundleSource::Url(_) => Err(AgentError::Unsupported {
-            key: "agent.trust_bundle_url",
-            reason: "fetching the bootstrap bundle from a URL is not supported yet; use trust_bundle_path".into(),
-        }),
-        _ => Ok(None),
-    }
 }

@@ -15,7 +15,8 @@ use sigil_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
 mod common;
 
 use common::{
-    AGENT, Agent, Server, WAIT, X509popAgent, agent_conf, fetch_x509, uds_channel, verify_chain,
+    AGENT, Agent, BundleSite, Server, WAIT, X509popAgent, agent_conf, fetch_x509, uds_channel,
+    verify_chain,
 };
 
 // === the tests ===
@@ -61,31 +62,98 @@ fn validate_accepts_a_good_config_and_refuses_a_bad_one_with_64() {
     assert_eq!(out.status.code(), Some(64), "{out:?}");
 }
 
-#[test]
-fn a_trust_bundle_url_is_a_config_error_not_yet_supported() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bootstrap_bundle_is_downloaded_from_trust_bundle_url_over_https() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let conf = dir.path().join("agent.conf");
-    std::fs::write(
-        &conf,
-        agent_conf(
-            dir.path(),
-            8081,
-            "trust_bundle_url = \"https://example.org/bundle\"",
-        ),
-    )
-    .expect("write");
-    let out = Command::new(AGENT)
-        .args(["run", "-config"])
-        .arg(&conf)
-        .args(["-joinToken", "x"])
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let server = Server::start(dir.path()).await;
+    let token = server.token().await;
+    let bundle_pem = server.cli_out(&["bundle", "show"]).await;
+    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
+    server
+        .cli_out(&[
+            "entry",
+            "create",
+            "-spiffeID",
+            "spiffe://example.org/workload",
+            "-parentID",
+            &agent_id,
+            "-selector",
+            &format!("unix:uid:{uid}"),
+        ])
+        .await;
+    let web = BundleSite::start(dir.path(), bundle_pem.into_bytes()).await;
+    let conf = |path: &str| {
+        let conf = dir
+            .path()
+            .join(format!("agent{}.conf", path.replace('/', "-")));
+        std::fs::write(
+            &conf,
+            agent_conf(
+                dir.path(),
+                server.address.port(),
+                &format!(
+                    "trust_bundle_url = \"https://127.0.0.1:{}{path}\"",
+                    web.port
+                ),
+            ),
+        )
+        .expect("write config");
+        conf
+    };
+
+    // A URL that answers 404: the agent stops naming it, and the token is not spent.
+    let missing = conf("/missing");
+    let out = tokio::task::spawn_blocking({
+        let (token, ca) = (token.clone(), web.ca.clone());
+        move || {
+            Command::new(AGENT)
+                .args(["run", "-config"])
+                .arg(&missing)
+                .args(["-joinToken", &token])
+                .env("SSL_CERT_FILE", &ca)
+                .output()
+                .expect("run")
+        }
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("trust_bundle_url") && err.contains("not supported"),
+        err.contains("/missing") && err.contains("HTTP 404"),
         "{err}"
     );
+
+    // Without the site's CA among the roots the download is refused too.
+    let bundle_conf = conf("/bundle");
+    let out = tokio::task::spawn_blocking({
+        let (token, conf) = (token.clone(), bundle_conf.clone());
+        move || {
+            Command::new(AGENT)
+                .args(["run", "-config"])
+                .arg(&conf)
+                .args(["-joinToken", &token])
+                .env_remove("SSL_CERT_FILE")
+                .output()
+                .expect("run")
+        }
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+
+    // With it, the agent bootstraps from the download, attests and serves.
+    let mut agent = Agent::start_with_env(
+        &bundle_conf,
+        Some(&token),
+        dir.path(),
+        "url",
+        &[("SSL_CERT_FILE", web.ca.as_os_str())],
+    );
+    let fetched = fetch_x509(&dir.path().join("agent.sock"), &mut agent).await;
+    assert_eq!(fetched.ids, ["spiffe://example.org/workload"]);
+    agent.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
