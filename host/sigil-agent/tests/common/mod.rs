@@ -535,3 +535,57 @@ impl BundleSite {
         BundleSite { port, ca: ca_path }
     }
 }
+
+/// An in-process server, a join token, the server's bundle written as the bootstrap bundle
+/// (`bootstrap.pem`), and an entry `spiffe://example.org/workload` for this process's uid
+/// under the token's agent ID.
+pub(crate) struct JoinTokenSetup {
+    pub(crate) server: Server,
+    pub(crate) token: String,
+    pub(crate) agent_id: String,
+    pub(crate) bundle_pem: String,
+    pub(crate) uid: u32,
+}
+
+impl JoinTokenSetup {
+    pub(crate) async fn start(dir: &Path) -> JoinTokenSetup {
+        let server = Server::start(dir).await;
+        let token = server.token().await;
+        let bundle_pem = server.cli_out(&["bundle", "show"]).await;
+        std::fs::write(dir.join("bootstrap.pem"), &bundle_pem).expect("write bundle");
+        let agent_id = format!("spiffe://example.org/spire/agent/join_token/{token}");
+        let uid =
+            std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("proc"));
+        server
+            .cli_out(&[
+                "entry",
+                "create",
+                "-spiffeID",
+                "spiffe://example.org/workload",
+                "-parentID",
+                &agent_id,
+                "-selector",
+                &format!("unix:uid:{uid}"),
+            ])
+            .await;
+        JoinTokenSetup {
+            server,
+            token,
+            agent_id,
+            bundle_pem,
+            uid,
+        }
+    }
+
+    /// `agent.conf` in `dir` for `server`, bootstrapping from `bootstrap.pem`.
+    pub(crate) fn write_conf(dir: &Path, server: &Server) -> PathBuf {
+        let conf = dir.join("agent.conf");
+        let bundle = format!(
+            "trust_bundle_path = \"{}\"",
+            dir.join("bootstrap.pem").display()
+        );
+        std::fs::write(&conf, agent_conf(dir, server.address.port(), &bundle))
+            .expect("write config");
+        conf
+    }
+}
