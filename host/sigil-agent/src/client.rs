@@ -14,12 +14,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::SignatureScheme;
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sigil_tls::SpiffeServerVerifier;
 use sigil_types::{PrivateKeyDer as SvidKey, SpiffeId};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -44,7 +44,7 @@ impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerClient")
             .field("address", &self.address)
-            .field("server_id", &self.state.server_id)
+            .field("server_id", self.state.verifier.expected())
             .finish_non_exhaustive()
     }
 }
@@ -53,18 +53,17 @@ impl ServerClient {
     /// A client of `address` (`host:port`) expecting the server ID `server_id`; no roots and
     /// no identity yet.
     pub(crate) fn new(address: String, server_id: SpiffeId) -> Result<Self, AgentError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = sigil_tls::provider();
         let state = Arc::new(TlsState {
             provider: provider.clone(),
-            server_id,
-            roots: RwLock::new(None),
+            verifier: Arc::new(SpiffeServerVerifier::new(provider.clone(), server_id)),
             identity: RwLock::new(None),
         });
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| AgentError::Tls(e.to_string()))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Verifier(state.clone())))
+            .with_custom_certificate_verifier(state.verifier.clone())
             .with_client_cert_resolver(Arc::new(Identity(state.clone())));
         config.alpn_protocols = vec![b"h2".to_vec()];
         // A resumed session carries the identity of the session it resumes (none, for the
@@ -106,28 +105,11 @@ impl ServerClient {
         &self,
         roots: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<(), AgentError> {
-        let mut store = RootCertStore::empty();
-        for der in roots {
-            store
-                .add(CertificateDer::from(der.to_vec()))
-                .map_err(|e| AgentError::Tls(format!("bad trust root: {e}")))?;
-        }
-        if store.is_empty() {
-            return Err(AgentError::Tls("no trust roots".into()));
-        }
-        let verifier = WebPkiServerVerifier::builder_with_provider(
-            Arc::new(store),
-            self.inner.state.provider.clone(),
-        )
-        .build()
-        .map_err(|e| AgentError::Tls(e.to_string()))?;
-        *self
-            .inner
+        self.inner
             .state
-            .roots
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(verifier);
-        Ok(())
+            .verifier
+            .set_roots(roots)
+            .map_err(AgentError::Tls)
     }
 
     /// Present this certificate chain and key from the next handshake on.
@@ -192,87 +174,8 @@ fn lazy_channel(address: &str, connector: &TlsConnector) -> Channel {
 #[derive(Debug)]
 struct TlsState {
     provider: Arc<CryptoProvider>,
-    server_id: SpiffeId,
-    /// `None`: insecure bootstrap (no chain verification).
-    roots: RwLock<Option<Arc<WebPkiServerVerifier>>>,
+    verifier: Arc<SpiffeServerVerifier>,
     identity: RwLock<Option<Arc<CertifiedKey>>>,
-}
-
-#[derive(Debug)]
-struct Verifier(Arc<TlsState>);
-
-impl ServerCertVerifier for Verifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let roots = self
-            .0
-            .roots
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if let Some(roots) = roots {
-            match roots.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
-                Ok(_) => {}
-                // The chain verified; only the DNS name is missing, as for every SVID.
-                Err(rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::NotValidForName
-                    | rustls::CertificateError::NotValidForNameContext { .. },
-                )) => {}
-                Err(error) => return Err(error),
-            }
-        }
-        let ids = uri_sans(end_entity.as_ref())
-            .map_err(|e| rustls::Error::General(format!("server certificate: {e}")))?;
-        if ids.len() == 1 && ids[0] == self.0.server_id.as_str() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General(format!(
-                "the server presented {ids:?}, expected {}",
-                self.0.server_id
-            )))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[derive(Debug)]
@@ -298,28 +201,4 @@ impl ResolvesClientCert for Identity {
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
     }
-}
-
-/// The URI SANs of a DER certificate.
-pub(crate) fn uri_sans(der: &[u8]) -> Result<Vec<String>, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    let mut uris = Vec::new();
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            if let x509_parser::extensions::GeneralName::URI(uri) = name {
-                uris.push((*uri).to_owned());
-            }
-        }
-    }
-    Ok(uris)
-}
-
-/// `notBefore` and `notAfter` of a DER certificate, Unix seconds.
-pub(crate) fn validity(der: &[u8]) -> Result<(i64, i64), String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    let validity = cert.validity();
-    Ok((
-        validity.not_before.timestamp(),
-        validity.not_after.timestamp(),
-    ))
 }

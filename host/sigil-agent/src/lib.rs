@@ -96,7 +96,7 @@ pub async fn run(
             && svid
                 .chain
                 .first()
-                .and_then(|leaf| client::validity(leaf).ok())
+                .and_then(|leaf| sigil_tls::validity(leaf).ok())
                 .is_some_and(|(_, not_after)| not_after > sync::now());
         if !usable {
             tracing::warn!(spiffe_id = %svid.spiffe_id, "the stored agent SVID is expired or of another trust domain; attesting again");
@@ -228,10 +228,13 @@ pub async fn run(
         health
     );
     health?;
-    if !sync_task.is_finished() {
-        sync_task.abort();
-    } else if let Ok(Err(error)) = sync_task.await {
-        return Err(error);
+    // The sync loop sees the same stop; a short wait collects its error when it was the
+    // one that stopped the agent (evicted), without hanging on a call in flight.
+    let mut sync_task = sync_task;
+    match tokio::time::timeout(std::time::Duration::from_secs(2), &mut sync_task).await {
+        Ok(Ok(Err(error))) => return Err(error),
+        Ok(_) => {}
+        Err(_) => sync_task.abort(),
     }
     served.map_err(AgentError::from)
 }

@@ -22,10 +22,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::attest;
-use crate::client::{ServerClient, validity};
+use crate::client::ServerClient;
 use crate::error::AgentError;
 use crate::keys;
 use crate::storage::{AgentSvid, DataDir};
+use sigil_tls::validity;
 
 /// Time between two syncs while the server answers.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
@@ -509,7 +510,7 @@ fn cached(
 ) -> Result<CachedSvid, String> {
     let leaf = svid.cert_chain.first().ok_or("empty certificate chain")?;
     let (not_before, not_after) = validity(leaf)?;
-    let ids = crate::client::uri_sans(leaf)?;
+    let ids = sigil_tls::uri_sans(leaf)?;
     if ids.len() != 1 || ids[0] != entry.spiffe_id.as_str() {
         return Err(format!("SVID names {ids:?}, entry has {}", entry.spiffe_id));
     }

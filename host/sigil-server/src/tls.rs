@@ -13,7 +13,6 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use sigil_ca::{CaManager, X509SvidParams};
 use sigil_types::SpiffeId;
-use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension, X509Certificate};
 
 use crate::tokens::now;
 
@@ -89,10 +88,7 @@ fn mint(ca: &CaManager) -> Result<(Arc<CertifiedKey>, i64), String> {
     ))
 }
 
-/// rustls' aws-lc-rs provider, the one crypto stack.
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
+pub(crate) use sigil_tls::{peer_spiffe_id, provider};
 
 /// Client certificates must chain to the trust bundle as it is at the handshake (the CA
 /// rotates); a client without one is let in, and every API call then decides whether it
@@ -189,21 +185,4 @@ impl ClientCertVerifier for BundleClientVerifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
-}
-
-/// The SPIFFE ID in the URI SAN of a verified peer certificate.
-pub(crate) fn peer_spiffe_id(certs: Option<&[CertificateDer<'static>]>) -> Option<SpiffeId> {
-    let leaf = certs?.first()?;
-    let (_, cert) = X509Certificate::from_der(leaf.as_ref()).ok()?;
-    cert.extensions()
-        .iter()
-        .find_map(|extension| match extension.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => {
-                san.general_names.iter().find_map(|name| match name {
-                    GeneralName::URI(uri) => uri.parse().ok(),
-                    _ => None,
-                })
-            }
-            _ => None,
-        })
 }

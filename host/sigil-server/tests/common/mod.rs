@@ -10,9 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use sigil_proto::spire::api::server::agent::v1 as agent;
 use sigil_proto::spire::api::types as wire;
 use tokio::net::TcpStream;
@@ -21,65 +19,6 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 const SERVER_ID: &str = "spiffe://example.org/spire/server";
 
-/// Trusts the bundle's roots and requires the server's SPIFFE ID in the URI SAN (SPIFFE
-/// certificates carry no DNS name).
-#[derive(Debug)]
-struct SpiffeServerVerifier {
-    inner: Arc<rustls::client::WebPkiServerVerifier>,
-}
-
-impl ServerCertVerifier for SpiffeServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(verified) => Ok(verified),
-            // The chain verified; only the DNS name is missing, as for every SPIFFE SVID.
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => {
-                let text = String::from_utf8_lossy(end_entity.as_ref()).into_owned();
-                assert!(
-                    text.contains(SERVER_ID),
-                    "the server presents its SPIFFE ID"
-                );
-                Ok(ServerCertVerified::assertion())
-            }
-            Err(error) => Err(error),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// A gRPC channel to `address` over TLS, trusting `bundle_pem`, with `identity` (an agent
 /// SVID chain and its key) when given.
 pub(crate) async fn channel(
@@ -87,24 +26,24 @@ pub(crate) async fn channel(
     bundle_pem: &str,
     identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
 ) -> Channel {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = RootCertStore::empty();
-    for block in pem::parse_many(bundle_pem).expect("bundle PEM") {
-        roots
-            .add(CertificateDer::from(block.into_contents()))
-            .expect("root");
-    }
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
+    let provider = sigil_tls::provider();
+    let verifier = sigil_tls::SpiffeServerVerifier::new(
         provider.clone(),
-    )
-    .build()
-    .expect("verifier");
+        SERVER_ID.parse().expect("server ID"),
+    );
+    let roots: Vec<Vec<u8>> = pem::parse_many(bundle_pem)
+        .expect("bundle PEM")
+        .into_iter()
+        .map(pem::Pem::into_contents)
+        .collect();
+    verifier
+        .set_roots(roots.iter().map(Vec::as_slice))
+        .expect("roots");
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(SpiffeServerVerifier { inner }));
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let mut config = match identity {
         Some((chain, key)) => builder
             .with_client_auth_cert(
