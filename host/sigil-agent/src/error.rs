@@ -70,6 +70,9 @@ pub enum AgentError {
     /// The workload socket failed.
     #[error("workload socket: {0}")]
     Serve(#[from] sigil_workload::ServeError),
+    /// The admin socket (`admin_socket_path`) could not be bound or failed.
+    #[error("admin socket: {0}")]
+    Admin(#[source] sigil_workload::ServeError),
 }
 
 impl AgentError {

@@ -5,12 +5,14 @@
 //! [`run`] is the daemon: it loads the plugins, attests (or reuses the SVID stored in
 //! `data_dir`, see [`storage`] for the files), starts the sync loop (`sync`) and serves the
 //! SPIFFE Workload API and Envoy SDS through [`sigil_workload::serve`] with [`Workloads`] as
-//! the identity source.
+//! the identity source. With `admin_socket_path` set it also serves SPIRE's Delegated
+//! Identity API on the admin socket (`admin`).
 //!
 //! Architecture invariant: private keys are generated in the agent and never leave it except
 //! to the attested workload they were issued for; they are never logged, and the agent key is
 //! stored 0600.
 
+mod admin;
 mod attest;
 mod bootstrap;
 mod client;
@@ -58,9 +60,6 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    if config.admin_socket_path.is_some() {
-        tracing::warn!("admin_socket_path: the Delegated Identity API is not built yet; ignored");
-    }
     let data = DataDir::open(&config.data_dir)?;
     let plugins = PluginHost::new(
         HostConfig::default().with_artifact_cache(data.path().join("plugin-cache")),
@@ -211,6 +210,19 @@ pub async fn run(
         }
     };
     let identities = Arc::new(Workloads::new(attestors, cache, client));
+    let admin = match &config.admin_socket_path {
+        Some(path) => {
+            match admin::AdminSocket::bind(path, identities.clone(), &config.authorized_delegates) {
+                Ok(admin) => Some(admin),
+                Err(error) => {
+                    sync_task.abort();
+                    return Err(error);
+                }
+            }
+        }
+        None => None,
+    };
+    let admin_task = admin.map(|admin| tokio::spawn(admin.serve(wait(stopped.clone()))));
     let mut workload_config = sigil_workload::WorkloadConfig::default();
     workload_config.default_svid_name = config.sds.default_svid_name.clone();
     workload_config.default_bundle_name = config.sds.default_bundle_name.clone();
@@ -218,25 +230,44 @@ pub async fn run(
     workload_config.disable_spiffe_cert_validation = config.sds.disable_spiffe_cert_validation;
     workload_config.allow_unauthenticated_verifiers = config.allow_unauthenticated_verifiers;
     tracing::info!(socket = %config.socket_path.display(), "serving workloads");
-    let (served, health) = tokio::join!(
-        sigil_workload::serve(
-            &config.socket_path,
-            identities,
-            workload_config,
-            wait(stopped),
-        ),
-        health
-    );
-    health?;
+    // Whatever ends the workload socket (shutdown, eviction, a failure) stops the rest.
+    let workload_socket = {
+        let (stop, stopped) = (stop.clone(), wait(stopped));
+        let socket_path = config.socket_path.clone();
+        async move {
+            let served =
+                sigil_workload::serve(&socket_path, identities, workload_config, stopped).await;
+            stop.send_replace(true);
+            served
+        }
+    };
+    let (served, health) = tokio::join!(workload_socket, health);
+    let admin = match admin_task {
+        Some(task) => match task.await {
+            Ok(result) => result,
+            Err(error) => {
+                tracing::error!(%error, "the admin socket task failed");
+                Ok(())
+            }
+        },
+        None => Ok(()),
+    };
     // The sync loop sees the same stop; a short wait collects its error when it was the
     // one that stopped the agent (evicted), without hanging on a call in flight.
     let mut sync_task = sync_task;
-    match tokio::time::timeout(std::time::Duration::from_secs(2), &mut sync_task).await {
-        Ok(Ok(Err(error))) => return Err(error),
-        Ok(_) => {}
-        Err(_) => sync_task.abort(),
-    }
-    served.map_err(AgentError::from)
+    let synced = match tokio::time::timeout(std::time::Duration::from_secs(2), &mut sync_task).await
+    {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Ok(()),
+        Err(_) => {
+            sync_task.abort();
+            Ok(())
+        }
+    };
+    synced?;
+    served?;
+    health?;
+    admin
 }
 
 /// The plugin spec of a configured plugin, with `data` as its `plugin_data`.

@@ -48,6 +48,12 @@ impl Workload {
     pub fn selectors(&self) -> &BTreeSet<Selector> {
         &self.selectors
     }
+
+    /// A workload described by selectors someone else attested (a delegate, on the admin
+    /// socket).
+    pub(crate) fn from_selectors(selectors: BTreeSet<Selector>) -> Self {
+        Workload { selectors }
+    }
 }
 
 impl Workloads {
@@ -75,35 +81,7 @@ impl WorkloadIdentities for Workloads {
             .pid
             .and_then(|p| u32::try_from(p).ok())
             .ok_or_else(|| IdentityError::Denied("the caller's PID is unknown".into()))?;
-        let attestors = self.attestors.clone();
-        let roots = self.roots.clone();
-        let attested = tokio::task::spawn_blocking(move || {
-            let before = start_time(&roots, pid)?;
-            let facts = ProcessFacts::resolve_in(&roots, pid).map_err(|e| e.to_string())?;
-            let mut selectors = BTreeSet::new();
-            for attestor in &attestors {
-                let found = attestor
-                    .attest_process(facts.clone())
-                    .map_err(|e| format!("{}: {e}", attestor.name()))?;
-                selectors.extend(found);
-            }
-            if start_time(&roots, pid)? != before {
-                return Err("the process exited or its PID was reused".to_owned());
-            }
-            Ok(selectors)
-        })
-        .await
-        .map_err(|e| IdentityError::Unavailable(format!("attestation thread: {e}")))?;
-        match attested {
-            Ok(selectors) => {
-                tracing::debug!(pid, count = selectors.len(), "workload attested");
-                Ok(Workload { selectors })
-            }
-            Err(reason) => {
-                tracing::warn!(pid, %reason, "workload attestation failed");
-                Err(IdentityError::Denied("workload attestation failed".into()))
-            }
-        }
+        self.attest_pid(pid).await
     }
 
     async fn subscribe(
@@ -179,6 +157,48 @@ impl WorkloadIdentities for Workloads {
 }
 
 impl Workloads {
+    /// Attests the process `pid` with every workload attestor, refusing it when the PID was
+    /// reused meanwhile (its start time changed).
+    pub(crate) async fn attest_pid(&self, pid: u32) -> Result<Workload, IdentityError> {
+        let attestors = self.attestors.clone();
+        let roots = self.roots.clone();
+        let attested = tokio::task::spawn_blocking(move || {
+            let before = start_time(&roots, pid)?;
+            let facts = ProcessFacts::resolve_in(&roots, pid).map_err(|e| e.to_string())?;
+            let mut selectors = BTreeSet::new();
+            for attestor in &attestors {
+                let found = attestor
+                    .attest_process(facts.clone())
+                    .map_err(|e| format!("{}: {e}", attestor.name()))?;
+                selectors.extend(found);
+            }
+            if start_time(&roots, pid)? != before {
+                return Err("the process exited or its PID was reused".to_owned());
+            }
+            Ok(selectors)
+        })
+        .await
+        .map_err(|e| IdentityError::Unavailable(format!("attestation thread: {e}")))?;
+        match attested {
+            Ok(selectors) => {
+                tracing::debug!(pid, count = selectors.len(), "workload attested");
+                Ok(Workload { selectors })
+            }
+            Err(reason) => {
+                tracing::warn!(pid, %reason, "workload attestation failed");
+                Err(IdentityError::Denied("workload attestation failed".into()))
+            }
+        }
+    }
+
+    /// The agent's snapshots, once the first sync is done (waiting at most
+    /// [`FIRST_SYNC_WAIT`] for it).
+    pub(crate) async fn snapshots(&self) -> watch::Receiver<Arc<Snapshot>> {
+        let mut cache = self.cache.clone();
+        let _ = tokio::time::timeout(FIRST_SYNC_WAIT, cache.wait_for(|s| s.synced)).await;
+        cache
+    }
+
     /// A JWT-SVID for `entry`: from the cache until its half-life, else NewJWTSVID.
     async fn jwt_svid(
         &self,
@@ -230,7 +250,7 @@ impl Workloads {
 }
 
 /// Entries (in entry-ID order) whose selectors are all among `selectors`.
-fn matching<'a>(
+pub(crate) fn matching<'a>(
     snapshot: &'a Snapshot,
     selectors: &'a BTreeSet<Selector>,
 ) -> impl Iterator<Item = &'a Arc<RegistrationEntry>> {

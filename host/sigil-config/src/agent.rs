@@ -199,10 +199,11 @@ fn read(ctx: Ctx<'_>, tree: &Section) -> Result<AgentConfig, ConfigError> {
         .string_or("socket_path", "/tmp/spire-agent/public/api.sock")?
         .into();
     let admin_socket_path = agent.path("admin_socket_path")?;
-    if let (Some(admin), Some(workload_dir)) = (&admin_socket_path, socket_path.parent())
-        && admin
-            .parent()
-            .is_some_and(|dir| dir.starts_with(workload_dir))
+    // As SPIRE: the admin socket may not be in the Workload API socket's directory or below
+    // it, comparing absolute paths (a workload could otherwise reach the admin socket
+    // through the directory that is open to every workload).
+    if let Some(admin) = &admin_socket_path
+        && let Some(workload_dir) = in_directory_of(admin, &socket_path)
     {
         let line = agent
             .entry("admin_socket_path")
@@ -248,6 +249,16 @@ fn read(ctx: Ctx<'_>, tree: &Section) -> Result<AgentConfig, ConfigError> {
         telemetry: read_unsupported(&top, "telemetry")?,
         plugins: read_agent_plugins(ctx, &top)?,
     })
+}
+
+/// The directory of `socket` when `path` is in it or below it, comparing absolute paths.
+fn in_directory_of(path: &Path, socket: &Path) -> Option<PathBuf> {
+    let path = std::path::absolute(path).ok()?;
+    let socket = std::path::absolute(socket).ok()?;
+    let dir = socket.parent()?;
+    path.parent()
+        .is_some_and(|own| own.starts_with(dir))
+        .then(|| dir.to_owned())
 }
 
 fn read_trust_bundle(agent: &Fields<'_>) -> Result<TrustBundleSource, ConfigError> {
@@ -383,4 +394,63 @@ fn read_key_manager(
     Ok(AgentKeyManagerConfig::Disk {
         directory: directory.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_socket_stays_out_of_the_workload_socket_directory() {
+        let workload = Path::new("/run/spire/public/api.sock");
+        let refused = |admin: &str| in_directory_of(Path::new(admin), workload);
+        let dir = Some(PathBuf::from("/run/spire/public"));
+        assert_eq!(refused("/run/spire/public/admin.sock"), dir);
+        assert_eq!(refused("/run/spire/public/admin/admin.sock"), dir);
+        assert_eq!(refused("/run/spire/admin/admin.sock"), None);
+        assert_eq!(refused("/run/spire/admin.sock"), None);
+        // Relative paths are compared from the working directory, as SPIRE does.
+        assert!(in_directory_of(Path::new("admin.sock"), Path::new("api.sock")).is_some());
+        assert_eq!(
+            in_directory_of(Path::new("/run/admin.sock"), Path::new("api.sock")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_refused_admin_socket_names_the_key_and_line() {
+        let text = r#"agent {
+  data_dir = "/var/lib/sigil-agent"
+  server_address = "sigil-server"
+  trust_domain = "example.org"
+  trust_bundle_path = "/etc/sigil/bundle.pem"
+  socket_path = "/run/spire/public/api.sock"
+  admin_socket_path = "/run/spire/public/admin.sock"
+  authorized_delegates = ["spiffe://example.org/delegate"]
+}
+plugins {
+  NodeAttestor "join_token" {}
+  KeyManager "memory" {}
+  WorkloadAttestor "unix" {}
+}
+"#;
+        let err = AgentConfig::parse(text, "agent.conf", false).expect_err("refused");
+        assert_eq!(
+            (err.line(), err.key()),
+            (Some(7), Some("agent.admin_socket_path"))
+        );
+        assert!(err.to_string().contains("/run/spire/public"), "{err}");
+        let moved = text.replace("public/admin.sock", "admin/admin.sock");
+        let config = AgentConfig::parse(&moved, "agent.conf", false).expect("accepted");
+        assert_eq!(
+            config.admin_socket_path,
+            Some(PathBuf::from("/run/spire/admin/admin.sock"))
+        );
+        assert_eq!(
+            config.authorized_delegates,
+            ["spiffe://example.org/delegate"
+                .parse::<SpiffeId>()
+                .expect("id")]
+        );
+    }
 }

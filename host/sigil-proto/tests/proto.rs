@@ -454,6 +454,31 @@ fn workload_api_messages_match_spiffe() {
 }
 
 #[test]
+fn delegated_identity_requests_match_spire() {
+    use sigil_proto::spire::api::agent::delegatedidentity::v1 as delegated;
+    // SubscribeToX509SVIDsRequest { selectors = 1 { type = 1, value = 2 }, pid = 3 }.
+    assert_wire(
+        &delegated::SubscribeToX509sviDsRequest {
+            selectors: vec![wire::Selector {
+                r#type: "t".into(),
+                value: "v".into(),
+            }],
+            pid: 7,
+        },
+        &[0x0a, 0x06, 0x0a, 0x01, b't', 0x12, 0x01, b'v', 0x18, 0x07],
+    );
+    // FetchJWTSVIDsRequest { audience = 1, selectors = 2, pid = 4 }.
+    assert_wire(
+        &delegated::FetchJwtsviDsRequest {
+            audience: vec!["a".into()],
+            selectors: Vec::new(),
+            pid: 7,
+        },
+        &[0x0a, 0x01, b'a', 0x20, 0x07],
+    );
+}
+
+#[test]
 fn service_names_match_spire() {
     use sigil_proto::spire::api::agent::delegatedidentity::v1::delegated_identity_server;
     use sigil_proto::spire::api::server::{agent, bundle, svid, trustdomain};

@@ -6,13 +6,14 @@ use tonic::{Code, Status};
 
 use crate::IdentityError;
 
-/// Why the socket could not be served.
+/// Why a socket could not be served (the workload socket, or another agent socket bound
+/// with [`bind`](crate::bind)).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
     /// Creating the socket's directory, removing a stale socket, binding or setting the
     /// socket's mode failed.
-    #[error("workload socket {path}: {source}")]
+    #[error("socket {path}: {source}")]
     Io {
         /// The file or directory that failed.
         path: PathBuf,
@@ -20,7 +21,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// The gRPC server failed.
-    #[error("workload socket server: {0}")]
+    #[error("socket server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
 

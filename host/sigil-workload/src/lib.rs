@@ -24,4 +24,4 @@ mod workload_api;
 pub use config::WorkloadConfig;
 pub use error::ServeError;
 pub use identities::{Caller, IdentityError, WorkloadIdentities, WorkloadSvid, WorkloadUpdate};
-pub use serve::serve;
+pub use serve::{bind, caller_of, serve};

@@ -33,7 +33,7 @@ pub async fn serve<I: WorkloadIdentities>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let socket_path = socket_path.as_ref();
-    let listener = bind(socket_path)?;
+    let listener = bind(socket_path, SOCKET_MODE)?;
     let config = Arc::new(config);
     // Streams never end on their own; they watch this and end when serving stops, or
     // tonic's graceful shutdown would wait for them forever.
@@ -69,7 +69,7 @@ pub(crate) async fn attest<I: WorkloadIdentities, T>(
     identities: &I,
     request: &tonic::Request<T>,
 ) -> Result<I::Workload, ApiError> {
-    let caller = caller_of(request)?;
+    let caller = caller_of(request).ok_or(ApiError::NoPeerCredentials)?;
     identities.attest(caller).await.map_err(|error| {
         tracing::warn!(pid = ?caller.pid, uid = caller.uid, %error, "workload attestation refused");
         ApiError::from(error)
@@ -87,14 +87,18 @@ pub(crate) async fn subscribe<I: WorkloadIdentities>(
     })
 }
 
-/// The caller of a request, from the peer credentials tonic recorded for its connection.
-fn caller_of<T>(request: &tonic::Request<T>) -> Result<Caller, ApiError> {
+/// The caller of a request: the peer credentials (`SO_PEERCRED`) tonic recorded for its
+/// connection when it was accepted on a Unix socket (tonic's `UdsConnectInfo`); `None` for
+/// any other transport, or when the kernel reported none.
+///
+/// Every service on an agent socket identifies its caller with this: the workload socket
+/// here, and the agent's admin socket.
+pub fn caller_of<T>(request: &tonic::Request<T>) -> Option<Caller> {
     let credentials = request
         .extensions()
         .get::<UdsConnectInfo>()
-        .and_then(|info| info.peer_cred)
-        .ok_or(ApiError::NoPeerCredentials)?;
-    Ok(Caller {
+        .and_then(|info| info.peer_cred)?;
+    Some(Caller {
         pid: credentials.pid(),
         uid: credentials.uid(),
         gid: credentials.gid(),
@@ -106,7 +110,14 @@ pub(crate) async fn closed(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|&closing| closing).await;
 }
 
-fn bind(path: &Path) -> Result<UnixListener, ServeError> {
+/// Binds a Unix socket at `path` to serve on: the parent directory is created when missing,
+/// a stale socket file left by an earlier run is replaced, and the socket is given `mode`
+/// (`0o777` for the workload socket; the agent's admin socket uses a tighter one). The
+/// caller removes the socket when it stops serving.
+///
+/// The mode is set right after binding; access control for each call is the caller's
+/// attestation (see [`caller_of`]), not the file mode alone.
+pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, ServeError> {
     let io = |at: &Path| {
         let at = at.to_owned();
         move |source| ServeError::Io { path: at, source }
@@ -115,12 +126,11 @@ fn bind(path: &Path) -> Result<UnixListener, ServeError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
     match std::fs::remove_file(path) {
-        Ok(()) => tracing::info!(socket = %path.display(), "removed a stale workload socket"),
+        Ok(()) => tracing::info!(socket = %path.display(), "removed a stale socket"),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => return Err(io(path)(error)),
     }
     let listener = UnixListener::bind(path).map_err(io(path))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
-        .map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))?;
     Ok(listener)
 }

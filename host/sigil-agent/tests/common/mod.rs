@@ -138,6 +138,11 @@ plugins {{
     )
 }
 
+/// `agent_conf` with `extra` lines added to the `agent` block (the admin socket, say).
+pub(crate) fn agent_conf_extra(dir: &Path, port: u16, bundle: &str, extra: &str) -> String {
+    agent_conf(dir, port, &format!("{bundle}\n    {extra}"))
+}
+
 /// The in-process server.
 pub(crate) struct Server {
     pub(crate) socket: PathBuf,
@@ -301,6 +306,16 @@ impl Agent {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Asks the agent to stop (SIGTERM) and waits for it to exit; its exit status.
+    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        self.wait_exit(WAIT)
     }
 
     pub(crate) fn stop(&mut self) {
