@@ -17,6 +17,7 @@ mod identities;
 mod jwt;
 mod sds;
 mod serve;
+mod stream;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 mod workload_api;
@@ -25,3 +26,4 @@ pub use config::WorkloadConfig;
 pub use error::ServeError;
 pub use identities::{Caller, IdentityError, WorkloadIdentities, WorkloadSvid, WorkloadUpdate};
 pub use serve::{bind, caller_of, serve};
+pub use stream::{ResponseStream, push_on_change};

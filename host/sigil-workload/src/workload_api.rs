@@ -1,7 +1,6 @@
 //! The SPIFFE Workload API (`/SpiffeWorkloadAPI/<method>`).
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,20 +11,17 @@ use sigil_proto::workload::{
     X509svid, X509svidRequest, X509svidResponse,
 };
 use sigil_types::{Bundle, SpiffeId};
-use tokio::sync::{mpsc, watch};
-use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
-use crate::serve::{attest, closed, subscribe};
+use crate::serve::{attest, subscribe};
+use crate::stream::{ResponseStream, push_on_change};
 use crate::{WorkloadConfig, WorkloadIdentities, WorkloadSvid, WorkloadUpdate};
 
 /// The metadata key every Workload API call must carry with the value `true`, so a browser
 /// or other SSRF-able client cannot reach the API by accident.
 const SECURITY_HEADER: &str = "workload.spiffe.io";
-
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The Workload API service over a [`WorkloadIdentities`].
 pub(crate) struct WorkloadApiService<I> {
@@ -65,7 +61,9 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
         Ok(Response::new(push_on_change(
             updates,
             self.closing.clone(),
-            x509_svid_response,
+            |update| x509_svid_response(update),
+            || ApiError::IdentitiesGone,
+            || ApiError::ShuttingDown,
         )))
     }
 
@@ -88,6 +86,8 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
                         .collect(),
                 })
             },
+            || ApiError::IdentitiesGone,
+            || ApiError::ShuttingDown,
         )))
     }
 
@@ -155,6 +155,8 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
                 }
                 Ok(JwtBundlesResponse { bundles })
             },
+            || ApiError::IdentitiesGone,
+            || ApiError::ShuttingDown,
         )))
     }
 
@@ -196,55 +198,6 @@ impl<I: WorkloadIdentities> WorkloadApiService<I> {
         let workload = attest(&*self.identities, request).await?;
         subscribe(&*self.identities, &workload).await
     }
-}
-
-/// A stream that answers with the current snapshot, then again after every change that
-/// changes the answer (as SPIRE, an identical response is not sent twice), until the caller
-/// goes away, serving stops, or `respond` refuses (the refusal ends the stream with its
-/// status).
-fn push_on_change<T, F>(
-    mut updates: watch::Receiver<Arc<WorkloadUpdate>>,
-    mut closing: watch::Receiver<bool>,
-    respond: F,
-) -> ResponseStream<T>
-where
-    T: PartialEq + Clone + Send + 'static,
-    F: Fn(&WorkloadUpdate) -> Result<T, ApiError> + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel(1);
-    tokio::spawn(async move {
-        let mut previous: Option<T> = None;
-        loop {
-            let update = updates.borrow_and_update().clone();
-            match respond(&update) {
-                Ok(response) if previous.as_ref() == Some(&response) => {}
-                Ok(response) => {
-                    if tx.send(Ok(response.clone())).await.is_err() {
-                        return;
-                    }
-                    previous = Some(response);
-                }
-                Err(error) => {
-                    let _ = tx.send(Err(error.into())).await;
-                    return;
-                }
-            }
-            tokio::select! {
-                changed = updates.changed() => {
-                    if changed.is_err() {
-                        let _ = tx.send(Err(ApiError::IdentitiesGone.into())).await;
-                        return;
-                    }
-                }
-                () = closed(&mut closing) => {
-                    let _ = tx.send(Err(ApiError::ShuttingDown.into())).await;
-                    return;
-                }
-                () = tx.closed() => return,
-            }
-        }
-    });
-    Box::pin(ReceiverStream::new(rx))
 }
 
 fn x509_svid_response(update: &WorkloadUpdate) -> Result<X509svidResponse, ApiError> {

@@ -23,7 +23,6 @@
 //! answer is not repeated), and end when the agent shuts down.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::Arc;
 
 use sigil_proto::spire::api::agent::delegatedidentity::v1::delegated_identity_server::DelegatedIdentity;
@@ -35,17 +34,13 @@ use sigil_proto::spire::api::agent::delegatedidentity::v1::{
 };
 use sigil_proto::spire::api::types as wire;
 use sigil_types::{Bundle, Selector, SpiffeId};
-use sigil_workload::{IdentityError, WorkloadIdentities};
-use tokio::sync::{mpsc, watch};
-use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
+use sigil_workload::{IdentityError, ResponseStream, WorkloadIdentities};
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::error::DelegatedError;
 use crate::sync::Snapshot;
 use crate::workload::{Workload, Workloads, matching};
-
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The service: the agent's workloads and the authorized delegates.
 #[derive(Debug)]
@@ -278,46 +273,18 @@ impl Delegated {
     {
         let Authorized {
             selectors,
-            mut snapshots,
+            snapshots,
         } = caller;
         let delegates = self.delegates.clone();
-        let mut closing = self.closing.clone();
-        let (tx, rx) = mpsc::channel(1);
-        tokio::spawn(async move {
-            let mut previous: Option<T> = None;
-            loop {
-                let snapshot = snapshots.borrow_and_update().clone();
-                let answer =
-                    authorized(&delegates, &snapshot, &selectors).and_then(|()| respond(&snapshot));
-                match answer {
-                    Ok(response) if previous.as_ref() == Some(&response) => {}
-                    Ok(response) => {
-                        if tx.send(Ok(response.clone())).await.is_err() {
-                            return;
-                        }
-                        previous = Some(response);
-                    }
-                    Err(error) => {
-                        let _ = tx.send(Err(error.into())).await;
-                        return;
-                    }
-                }
-                tokio::select! {
-                    changed = snapshots.changed() => {
-                        if changed.is_err() {
-                            let _ = tx.send(Err(DelegatedError::ShuttingDown.into())).await;
-                            return;
-                        }
-                    }
-                    () = closed(&mut closing) => {
-                        let _ = tx.send(Err(DelegatedError::ShuttingDown.into())).await;
-                        return;
-                    }
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        Box::pin(ReceiverStream::new(rx))
+        sigil_workload::push_on_change(
+            snapshots,
+            self.closing.clone(),
+            move |snapshot: &Arc<Snapshot>| {
+                authorized(&delegates, snapshot, &selectors).and_then(|()| respond(snapshot))
+            },
+            || DelegatedError::ShuttingDown,
+            || DelegatedError::ShuttingDown,
+        )
     }
 }
 
@@ -404,11 +371,6 @@ fn jwks(bundle: &Bundle) -> Result<Vec<u8>, DelegatedError> {
         tracing::error!(trust_domain = %bundle.trust_domain, %error, "bundle cannot be encoded as a JWK set");
         DelegatedError::Internal
     })
-}
-
-/// Resolves once serving is stopping (or its sender is gone).
-async fn closed(closing: &mut watch::Receiver<bool>) {
-    let _ = closing.wait_for(|&closing| closing).await;
 }
 
 #[cfg(test)]
