@@ -25,7 +25,7 @@ mod workload;
 use std::sync::Arc;
 
 use sigil_config::{AgentConfig, PluginConfig, PluginSource};
-use sigil_plugins::{HostConfig, NodeAttestorAgent, PluginHost, PluginSpec};
+use sigil_plugins::{HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor};
 use sigil_types::SpiffeId;
 use tokio::sync::watch;
 
@@ -61,24 +61,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     let data = DataDir::open(&config.data_dir)?;
-    let plugins = PluginHost::new(
-        HostConfig::default().with_artifact_cache(data.path().join("plugin-cache")),
-    )
-    .map_err(|source| AgentError::Plugin {
-        name: "(host)".into(),
-        source,
-    })?;
-    let mut attestors = Vec::new();
-    for plugin in &config.plugins.workload_attestors {
-        let spec = spec(plugin, &plugin.data_text);
-        let loaded = plugins
-            .load_workload_attestor(&config.trust_domain, &spec)
-            .map_err(|source| AgentError::Plugin {
-                name: plugin.name.clone(),
-                source,
-            })?;
-        attestors.push(loaded);
-    }
+    let (plugins, attestors) = load_plugins(&data, &config)?;
     let server_id = SpiffeId::new(&config.trust_domain, "/spire/server")
         .map_err(|e| AgentError::Tls(e.to_string()))?;
     let address = if config.server_address.contains(':') && !config.server_address.starts_with('[')
@@ -268,6 +251,47 @@ pub async fn run(
     served?;
     health?;
     admin
+}
+
+/// Compiles the configured plugins into `data_dir`'s artifact cache, and nothing else.
+///
+/// The binary runs this in a short-lived child process before `run`: compiling with
+/// cranelift pages in several MiB of compiler code and leaves its heap behind, which would
+/// otherwise stay resident in the daemon for its whole life. The daemon then loads the
+/// compiled artifacts (a restart does anyway).
+pub fn warm_plugin_cache(config: &AgentConfig) -> Result<(), AgentError> {
+    let data = DataDir::open(&config.data_dir)?;
+    let (plugins, _) = load_plugins(&data, config)?;
+    // A join token only parameterises the plugin; any well-formed one compiles it.
+    let options = RunOptions::default().with_join_token(Some("warm-plugin-cache".into()));
+    node_attestor(&plugins, config, &options)?;
+    Ok(())
+}
+
+/// The plugin host (its artifact cache in `data_dir`) and the workload attestors.
+fn load_plugins(
+    data: &DataDir,
+    config: &AgentConfig,
+) -> Result<(PluginHost, Vec<WorkloadAttestor>), AgentError> {
+    let plugins = PluginHost::new(
+        HostConfig::default().with_artifact_cache(data.path().join("plugin-cache")),
+    )
+    .map_err(|source| AgentError::Plugin {
+        name: "(host)".into(),
+        source,
+    })?;
+    let mut attestors = Vec::new();
+    for plugin in &config.plugins.workload_attestors {
+        let spec = spec(plugin, &plugin.data_text);
+        let loaded = plugins
+            .load_workload_attestor(&config.trust_domain, &spec)
+            .map_err(|source| AgentError::Plugin {
+                name: plugin.name.clone(),
+                source,
+            })?;
+        attestors.push(loaded);
+    }
+    Ok((plugins, attestors))
 }
 
 /// The plugin spec of a configured plugin, with `data` as its `plugin_data`.

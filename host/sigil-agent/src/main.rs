@@ -8,6 +8,9 @@ use std::process::ExitCode;
 use sigil_agent::{AgentError, RunOptions};
 use sigil_config::{AgentConfig, ConfigError};
 
+/// The hidden command `run` starts as a child process to compile the plugins.
+const WARM_PLUGIN_CACHE: &str = "__warm-plugin-cache";
+
 const USAGE: &str = "usage: sigil-agent run -config <file> [-joinToken <token>] [-expandEnv]
        sigil-agent validate -config <file> [-expandEnv]
        sigil-agent <api|healthcheck> ...";
@@ -27,6 +30,8 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("run") => runtime.block_on(run(&args[1..])),
         Some("validate") => validate(&args[1..]),
+        // Internal: run by `run` as a child process (see `sigil_agent::warm_plugin_cache`).
+        Some(WARM_PLUGIN_CACHE) => warm_plugin_cache(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -115,6 +120,60 @@ fn validate(args: &[String]) -> ExitCode {
     }
 }
 
+/// `__warm-plugin-cache -config <file> [-expandEnv]`: compiles the plugins into the artifact
+/// cache and exits.
+fn warm_plugin_cache(args: &[String]) -> ExitCode {
+    let config = match load(args, false) {
+        Ok((config, _)) => config,
+        Err(code) => return code,
+    };
+    match sigil_agent::warm_plugin_cache(&config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Compiles the plugins in a child process, so the compiler's memory never belongs to the
+/// daemon. A failure is only logged: the daemon then compiles them itself (and reports any
+/// real plugin error as it starts).
+async fn warm_in_child(args: &[String]) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    // The child gets `-config` and `-expandEnv`, never the join token.
+    let mut child_args = vec![WARM_PLUGIN_CACHE.to_owned()];
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let name = arg.trim_start_matches('-');
+        if name == "joinToken" {
+            iter.next();
+        } else if !name.starts_with("joinToken=") {
+            child_args.push(arg.clone());
+        }
+    }
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(exe)
+            .args(&child_args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status()
+    })
+    .await;
+    match status {
+        Ok(Ok(status)) if status.success() => {
+            tracing::debug!(elapsed = ?started.elapsed(), "plugins compiled in a child process");
+        }
+        other => tracing::warn!(
+            ?other,
+            "compiling the plugins in a child process failed; the agent compiles them itself"
+        ),
+    }
+}
+
 async fn run(args: &[String]) -> ExitCode {
     let (config, join_token) = match load(args, true) {
         Ok(loaded) => loaded,
@@ -130,6 +189,7 @@ async fn run(args: &[String]) -> ExitCode {
             "the telemetry block is not supported yet and is ignored"
         );
     }
+    warm_in_child(args).await;
     let options = RunOptions::default().with_join_token(join_token);
     match sigil_agent::run(config, options, sigil_daemon::shutdown_signal()).await {
         Ok(()) => {

@@ -201,6 +201,18 @@ health_checks {{
         .expect_err("no security header");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
 
+    // The plugins were compiled by a short-lived child process into the artifact cache, so
+    // the compiler's memory is not the daemon's.
+    assert!(
+        agent.log().contains("plugins compiled in a child process"),
+        "{}",
+        agent.log()
+    );
+    let cached = std::fs::read_dir(dir.path().join("agent-data/plugin-cache"))
+        .expect("plugin cache")
+        .count();
+    assert!(cached >= 2, "unix and join_token compiled: {cached}");
+
     // The agent's health checks.
     assert_eq!(http_get(health_port, "/live"), "HTTP/1.1 200 OK");
     assert_eq!(http_get(health_port, "/ready"), "HTTP/1.1 200 OK");
