@@ -83,6 +83,15 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// The X.509 authorities' DER, concatenated: the Workload API's and the Delegated
+    /// Identity API's X.509 bundle encoding.
+    pub fn x509_authorities_der(&self) -> Vec<u8> {
+        self.x509_authorities
+            .iter()
+            .flat_map(|a| a.der.iter().copied())
+            .collect()
+    }
+
     /// An empty bundle.
     pub fn new(trust_domain: TrustDomain) -> Self {
         Self {

@@ -69,6 +69,14 @@ pub(crate) struct KeyParams {
 }
 
 impl Bundle {
+    /// The JWT authorities alone as a JWK set: the Workload API's and the Delegated Identity
+    /// API's JWT bundle encoding.
+    pub fn to_jwt_jwks(&self) -> Result<String, BundleError> {
+        let mut jwt_only = self.clone();
+        jwt_only.x509_authorities.clear();
+        jwt_only.to_jwks()
+    }
+
     /// The bundle as a SPIFFE bundle document (JWK set). JWT authorities' expiry and the
     /// tainted flags have no place in the format and are not written.
     pub fn to_jwks(&self) -> Result<String, BundleError> {

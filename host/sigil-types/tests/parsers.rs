@@ -339,6 +339,20 @@ fn jwks_has_the_spiffe_shape() {
     assert_eq!(jwt["kty"], "RSA");
     assert_eq!(jwt["kid"], "kid-1");
     assert_eq!(jwt["e"], "AQAB");
+
+    // The Workload API's encodings: JWT authorities alone; X.509 authorities' DER joined.
+    let jwt_only: serde_json::Value = serde_json::from_str(&bundle.to_jwt_jwks().unwrap()).unwrap();
+    let only = jwt_only["keys"].as_array().unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0]["kid"], "kid-1");
+    bundle.x509_authorities.push(X509Authority {
+        der: keys.certs[1].clone(),
+        tainted: false,
+    });
+    assert_eq!(
+        bundle.x509_authorities_der(),
+        [keys.certs[0].clone(), keys.certs[1].clone()].concat()
+    );
 }
 
 #[test]

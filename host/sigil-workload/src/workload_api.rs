@@ -82,7 +82,7 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
                 Ok(X509BundlesResponse {
                     crl: Vec::new(),
                     bundles: visible_bundles(update)
-                        .map(|b| (b.trust_domain.id().to_string(), concat_x509(b)))
+                        .map(|b| (b.trust_domain.id().to_string(), b.x509_authorities_der()))
                         .collect(),
                 })
             },
@@ -202,7 +202,7 @@ impl<I: WorkloadIdentities> WorkloadApiService<I> {
 
 fn x509_svid_response(update: &WorkloadUpdate) -> Result<X509svidResponse, ApiError> {
     require_identity(update, false)?;
-    let bundle = concat_x509(update.bundle());
+    let bundle = update.bundle().x509_authorities_der();
     Ok(X509svidResponse {
         svids: unique_hints(update.svids())
             .map(|s| X509svid {
@@ -217,7 +217,7 @@ fn x509_svid_response(update: &WorkloadUpdate) -> Result<X509svidResponse, ApiEr
         federated_bundles: update
             .federated_bundles()
             .values()
-            .map(|b| (b.trust_domain.id().to_string(), concat_x509(b)))
+            .map(|b| (b.trust_domain.id().to_string(), b.x509_authorities_der()))
             .collect(),
     })
 }
@@ -261,20 +261,9 @@ fn check_security_header<T>(request: &Request<T>) -> Result<(), ApiError> {
     }
 }
 
-/// The bundle's X.509 authorities, DER concatenated.
-fn concat_x509(bundle: &Bundle) -> Vec<u8> {
-    bundle
-        .x509_authorities
-        .iter()
-        .flat_map(|a| a.der.iter().copied())
-        .collect()
-}
-
-/// The bundle's JWT authorities as a JWK set.
+/// The bundle's JWT authorities as a JWK set; a bundle that cannot be encoded is logged.
 fn jwks(bundle: &Bundle) -> Result<Vec<u8>, ApiError> {
-    let mut jwt_only = bundle.clone();
-    jwt_only.x509_authorities.clear();
-    jwt_only.to_jwks().map(String::into_bytes).map_err(|error| {
+    bundle.to_jwt_jwks().map(String::into_bytes).map_err(|error| {
         tracing::error!(trust_domain = %bundle.trust_domain, %error, "bundle cannot be encoded as a JWK set");
         ApiError::Internal
     })

@@ -111,7 +111,7 @@ impl DelegatedIdentity for Delegated {
         Ok(Response::new(self.push_on_change(caller, |snapshot| {
             Ok(SubscribeToX509BundlesResponse {
                 ca_certificates: bundles(snapshot)?
-                    .map(|b| (b.trust_domain.id().to_string(), concat_x509(b)))
+                    .map(|b| (b.trust_domain.id().to_string(), b.x509_authorities_der()))
                     .collect(),
             })
         })))
@@ -354,20 +354,9 @@ fn bundles(snapshot: &Snapshot) -> Result<impl Iterator<Item = &Bundle>, Delegat
     ))
 }
 
-/// The bundle's X.509 authorities, DER concatenated.
-fn concat_x509(bundle: &Bundle) -> Vec<u8> {
-    bundle
-        .x509_authorities
-        .iter()
-        .flat_map(|a| a.der.iter().copied())
-        .collect()
-}
-
-/// The bundle's JWT authorities as a JWK set.
+/// The bundle's JWT authorities as a JWK set; a bundle that cannot be encoded is logged.
 fn jwks(bundle: &Bundle) -> Result<Vec<u8>, DelegatedError> {
-    let mut jwt_only = bundle.clone();
-    jwt_only.x509_authorities.clear();
-    jwt_only.to_jwks().map(String::into_bytes).map_err(|error| {
+    bundle.to_jwt_jwks().map(String::into_bytes).map_err(|error| {
         tracing::error!(trust_domain = %bundle.trust_domain, %error, "bundle cannot be encoded as a JWK set");
         DelegatedError::Internal
     })
