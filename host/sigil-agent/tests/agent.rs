@@ -12,7 +12,7 @@ mod common;
 
 use common::{
     AGENT, Agent, BundleSite, JoinTokenSetup, Server, WAIT, X509popAgent, agent_conf, fetch_x509,
-    uds_channel, verify_chain,
+    uds_channel, unix_now, verify_chain,
 };
 
 // === the tests ===
@@ -198,14 +198,7 @@ async fn a_workload_gets_its_svids_through_the_agent_and_keeps_them_across_resta
         .await;
     let server_bundle =
         sigil_types::Bundle::from_jwks("example.org".parse().expect("td"), &jwks).expect("JWKS");
-    let now = i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-    )
-    .expect("time");
-    let checked = sigil_ca::validate_jwt_svid(jwt.token(), &server_bundle, "svc", now)
+    let checked = sigil_ca::validate_jwt_svid(jwt.token(), &server_bundle, "svc", unix_now())
         .expect("the JWT-SVID verifies against the server's bundle");
     assert_eq!(checked.spiffe_id.as_str(), "spiffe://example.org/workload");
 

@@ -29,7 +29,8 @@ use tonic::transport::Channel;
 mod common;
 
 use common::{
-    AGENT, Agent, Server, WAIT, agent_conf, agent_conf_extra, fetch_x509, uds_channel, verify_chain,
+    AGENT, Agent, Server, WAIT, agent_conf, agent_conf_extra, fetch_x509, uds_channel, unix_now,
+    verify_chain,
 };
 
 const DELEGATE: &str = "spiffe://example.org/delegate";
@@ -160,16 +161,6 @@ fn by_selectors(selectors: Vec<WireSelector>) -> SubscribeToX509sviDsRequest {
 
 fn own_pid() -> i32 {
     i32::try_from(std::process::id()).expect("pid")
-}
-
-fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-    )
-    .expect("time")
 }
 
 fn ids(response: &SubscribeToX509sviDsResponse) -> Vec<String> {
@@ -327,8 +318,9 @@ async fn an_authorized_delegate_gets_other_workloads_identities_and_bundles() {
         .expect("JWT-SVIDs")
         .into_inner();
     assert_eq!(jwt.svids.len(), 1);
-    let checked = sigil_ca::validate_jwt_svid(&jwt.svids[0].token, &server_bundle, "svc", now())
-        .expect("the JWT-SVID validates");
+    let checked =
+        sigil_ca::validate_jwt_svid(&jwt.svids[0].token, &server_bundle, "svc", unix_now())
+            .expect("the JWT-SVID validates");
     assert_eq!(checked.spiffe_id.as_str(), TARGET);
     assert_eq!(jwt.svids[0].hint, "second");
     let jwt = client
@@ -339,8 +331,9 @@ async fn an_authorized_delegate_gets_other_workloads_identities_and_bundles() {
         .await
         .expect("JWT-SVIDs by PID")
         .into_inner();
-    let checked = sigil_ca::validate_jwt_svid(&jwt.svids[0].token, &server_bundle, "svc", now())
-        .expect("the JWT-SVID validates");
+    let checked =
+        sigil_ca::validate_jwt_svid(&jwt.svids[0].token, &server_bundle, "svc", unix_now())
+            .expect("the JWT-SVID validates");
     assert_eq!(checked.spiffe_id.as_str(), DELEGATE);
 
     // A graceful stop ends the open streams and removes the socket.

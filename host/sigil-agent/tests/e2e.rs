@@ -32,7 +32,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 mod common;
 
-use common::{AGENT, Agent, SERVER, WAIT, free_port, http_get, uds_channel, verify_chain};
+use common::{
+    AGENT, Agent, SERVER, WAIT, free_port, http_get, uds_channel, unix_now, verify_chain,
+};
 
 /// Lifetime of the workload's X509-SVIDs: short, so rotations happen during the test.
 const SVID_TTL: i64 = 30;
@@ -526,14 +528,4 @@ fn uri_of(der: &[u8]) -> String {
             })
         })
         .expect("a URI SAN")
-}
-
-fn unix_now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-    )
-    .expect("time")
 }

@@ -37,6 +37,17 @@ pub(crate) static SERVER: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::ne
     path
 });
 
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs(),
+    )
+    .expect("time")
+}
+
 /// A loopback port nobody listens on right now.
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
