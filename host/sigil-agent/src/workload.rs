@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use crate::client::ServerClient;
 use crate::sync::{Snapshot, now};
 
-/// How long `subscribe` waits for the agent's first sync; after that it serves what the
+/// How long `subscribe` (and the admin socket) waits for the agent's first sync; after that it serves what the
 /// agent has (a stored bundle, say) or answers Unavailable.
 const FIRST_SYNC_WAIT: Duration = Duration::from_secs(5);
 
@@ -88,9 +88,8 @@ impl WorkloadIdentities for Workloads {
         &self,
         workload: &Workload,
     ) -> Result<watch::Receiver<Arc<WorkloadUpdate>>, IdentityError> {
-        let mut cache = self.cache.clone();
         // Before the first sync a restarted agent has its stored bundle but no SVIDs yet.
-        let _ = tokio::time::timeout(FIRST_SYNC_WAIT, cache.wait_for(|s| s.synced)).await;
+        let mut cache = self.snapshots().await;
         let first = cache.borrow_and_update().clone();
         let selectors = workload.selectors.clone();
         let initial = update_for(&first, &selectors)
