@@ -57,3 +57,20 @@ prepare_postgres() {
 prepare_openssl() {
     command -v openssl >/dev/null || { step "installing openssl"; apt_install openssl; }
 }
+
+# The interop leg's clients (py-spiffe, grpcio, cryptography, pytest from PyPI), pinned in
+# tests/python/requirements.txt, in a venv under target/ so nothing is installed system-wide.
+prepare_python() {
+    command -v python3 >/dev/null || { step "installing python3"; apt_install python3; }
+    python3 -c 'import venv, ensurepip' 2>/dev/null || { step "installing python3-venv"; apt_install python3-venv; }
+    PYTHON_VENV="$PWD/target/python-venv"
+    local stamp="$PYTHON_VENV/.requirements"
+    if [ ! -x "$PYTHON_VENV/bin/python" ] || ! cmp -s tests/python/requirements.txt "$stamp"; then
+        step "creating the Python venv for the interop tests ($PYTHON_VENV)"
+        rm -rf "$PYTHON_VENV"
+        python3 -m venv "$PYTHON_VENV" || die "could not create a venv in $PYTHON_VENV"
+        "$PYTHON_VENV/bin/pip" install --quiet --disable-pip-version-check \
+            -r tests/python/requirements.txt || die "pip install -r tests/python/requirements.txt failed"
+        cp tests/python/requirements.txt "$stamp"
+    fi
+}

@@ -20,7 +20,6 @@ use sigil_proto::spire::api::agent::delegatedidentity::v1::delegated_identity_se
 use sigil_types::SpiffeId;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::error::AgentError;
 use crate::workload::Workloads;
@@ -79,14 +78,16 @@ impl AdminSocket {
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
         tracing::info!(socket = %self.path.display(), "admin API listening");
+        let incoming = sigil_listen::unix_incoming(self.listener, sigil_listen::Limits::default());
         tonic::transport::Server::builder()
+            .layer(sigil_listen::IdleLayer)
             .add_service(health_service)
             .add_service(DelegatedIdentityServer::new(delegated::Delegated::new(
                 self.workloads,
                 self.delegates,
                 closing_rx,
             )))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(self.listener), async move {
+            .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
                 closing.send_replace(true);
             })

@@ -212,6 +212,11 @@ pub async fn run(
     workload_config.default_all_bundles_name = config.sds.default_all_bundles_name.clone();
     workload_config.disable_spiffe_cert_validation = config.sds.disable_spiffe_cert_validation;
     workload_config.allow_unauthenticated_verifiers = config.allow_unauthenticated_verifiers;
+    workload_config.limits = sigil_listen::Limits {
+        max_connections: config.workload_api_limits.max_connections,
+        max_connections_per_uid: config.workload_api_limits.max_connections_per_uid,
+        idle_timeout: Some(config.workload_api_limits.idle_timeout),
+    };
     tracing::info!(socket = %config.socket_path.display(), "serving workloads");
     // Whatever ends the workload socket (shutdown, eviction, a failure) stops the rest.
     let workload_socket = {

@@ -2,8 +2,13 @@
 //! [`sigil_workload::WorkloadIdentities`].
 //!
 //! A caller's PID (from `SO_PEERCRED`) is attested by every configured workload attestor on
-//! a blocking thread. PID reuse: the process's start time (`/proc/<pid>/stat`, field 22) is
-//! read before the attestors run and again after them; a change refuses the caller (and
+//! a blocking thread, and only while it is provably the process that connected: the caller
+//! pinned at accept ([`sigil_workload::Caller::verify`]: pidfd, start time, credentials) is
+//! checked before the facts are read and after the attestors ran, and the uid and gid the
+//! attestors see must be the ones the kernel recorded at connect. A connector that exec'd a
+//! setuid program, or exited so that its PID could be reused, is refused on its kept
+//! connection. PID reuse inside the attestation window: the process's start time
+//! (`/proc/<pid>/stat`, field 22) is read before the attestors run and again after them (and
 //! [`sigil_plugins::ProcessFacts`] makes the same check around its own reads).
 //!
 //! A workload gets the entries whose selectors are all among its own, the SVIDs the sync
@@ -81,7 +86,7 @@ impl WorkloadIdentities for Workloads {
             .pid
             .and_then(|p| u32::try_from(p).ok())
             .ok_or_else(|| IdentityError::Denied("the caller's PID is unknown".into()))?;
-        self.attest_pid(pid).await
+        self.attest_process(pid, Some(caller)).await
     }
 
     async fn subscribe(
@@ -158,12 +163,40 @@ impl WorkloadIdentities for Workloads {
 impl Workloads {
     /// Attests the process `pid` with every workload attestor, refusing it when the PID was
     /// reused meanwhile (its start time changed).
+    /// Attests the process `pid` that a delegate named (there is no connection to pin it to).
     pub(crate) async fn attest_pid(&self, pid: u32) -> Result<Workload, IdentityError> {
+        self.attest_process(pid, None).await
+    }
+
+    /// Attests `pid`; when it is the connector of a connection, `caller` pins it (see the
+    /// module's comment).
+    async fn attest_process(
+        &self,
+        pid: u32,
+        caller: Option<Caller>,
+    ) -> Result<Workload, IdentityError> {
         let attestors = self.attestors.clone();
         let roots = self.roots.clone();
         let attested = tokio::task::spawn_blocking(move || {
+            let verify = || {
+                caller
+                    .as_ref()
+                    .map_or(Ok(()), |c| c.verify().map_err(|e| e.to_string()))
+            };
+            verify()?;
             let before = start_time(&roots, pid)?;
             let facts = ProcessFacts::resolve_in(&roots, pid).map_err(|e| e.to_string())?;
+            if let Some(caller) = &caller
+                && (facts.uid() != caller.uid || facts.gid() != caller.gid)
+            {
+                return Err(format!(
+                    "the process runs as uid {}/gid {}, not the uid {}/gid {} it connected with",
+                    facts.uid(),
+                    facts.gid(),
+                    caller.uid,
+                    caller.gid
+                ));
+            }
             let mut selectors = BTreeSet::new();
             for attestor in &attestors {
                 let found = attestor
@@ -174,6 +207,7 @@ impl Workloads {
             if start_time(&roots, pid)? != before {
                 return Err("the process exited or its PID was reused".to_owned());
             }
+            verify()?;
             Ok(selectors)
         })
         .await

@@ -52,12 +52,38 @@ pub struct AgentConfig {
     pub allow_unauthenticated_verifiers: bool,
     /// `experimental` inside `agent`: accepted but not acted on.
     pub experimental: Option<UnsupportedSection>,
+    /// Bounds of the Workload API socket (sigil's own keys; SPIRE has none).
+    pub workload_api_limits: WorkloadApiLimits,
     /// The top-level `health_checks` block.
     pub health_checks: HealthChecks,
     /// The top-level `telemetry` block, accepted but not acted on yet.
     pub telemetry: Option<UnsupportedSection>,
     /// The `plugins` block.
     pub plugins: AgentPlugins,
+}
+
+/// Bounds of the Workload API socket: `workload_api_max_connections` (default 1024),
+/// `workload_api_max_connections_per_uid` (default 256) and `workload_api_idle_timeout` (a Go
+/// duration, default `5m`: a connection without an open call for that long is closed; a
+/// watch stream is an open call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadApiLimits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one uid.
+    pub max_connections_per_uid: usize,
+    /// How long a connection may stay without an open call.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for WorkloadApiLimits {
+    fn default() -> Self {
+        WorkloadApiLimits {
+            max_connections: 1024,
+            max_connections_per_uid: 256,
+            idle_timeout: std::time::Duration::from_secs(300),
+        }
+    }
 }
 
 /// Where the agent's bootstrap trust bundle comes from: exactly one of these.
@@ -133,7 +159,7 @@ pub enum AgentKeyManagerConfig {
 }
 
 const TOP_KEYS: [&str; 4] = ["agent", "plugins", "health_checks", "telemetry"];
-const AGENT_KEYS: [&str; 19] = [
+const AGENT_KEYS: [&str; 22] = [
     "data_dir",
     "log_level",
     "log_format",
@@ -153,6 +179,9 @@ const AGENT_KEYS: [&str; 19] = [
     "workload_x509_svid_key_type",
     "allow_unauthenticated_verifiers",
     "experimental",
+    "workload_api_max_connections",
+    "workload_api_max_connections_per_uid",
+    "workload_api_idle_timeout",
 ];
 const SDS_KEYS: [&str; 4] = [
     "default_svid_name",
@@ -245,9 +274,24 @@ fn read(ctx: Ctx<'_>, tree: &Section) -> Result<AgentConfig, ConfigError> {
         )?,
         allow_unauthenticated_verifiers: agent.bool("allow_unauthenticated_verifiers", false)?,
         experimental: read_unsupported(&agent, "experimental")?,
+        workload_api_limits: read_workload_api_limits(&agent)?,
         health_checks: read_health_checks(&top)?,
         telemetry: read_unsupported(&top, "telemetry")?,
         plugins: read_agent_plugins(ctx, &top)?,
+    })
+}
+
+fn read_workload_api_limits(agent: &Fields<'_>) -> Result<WorkloadApiLimits, ConfigError> {
+    let defaults = WorkloadApiLimits::default();
+    Ok(WorkloadApiLimits {
+        max_connections: agent.count("workload_api_max_connections", defaults.max_connections)?,
+        max_connections_per_uid: agent.count(
+            "workload_api_max_connections_per_uid",
+            defaults.max_connections_per_uid,
+        )?,
+        idle_timeout: agent
+            .ttl("workload_api_idle_timeout")?
+            .unwrap_or(defaults.idle_timeout),
     })
 }
 

@@ -36,7 +36,7 @@ mod server;
 
 pub use agent::{
     AgentConfig, AgentKeyManagerConfig, AgentPlugins, SdsConfig, TrustBundleFormat,
-    TrustBundleSource,
+    TrustBundleSource, WorkloadApiLimits,
 };
 pub use common::{HealthChecks, KeyType, LogConfig, LogFormat, LogLevel, UnsupportedSection};
 pub use data::{DataEntry, DataValue, PluginData};

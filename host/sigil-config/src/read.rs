@@ -170,6 +170,25 @@ impl<'a> Fields<'a> {
         })
     }
 
+    /// A count: a positive integer, or the same quoted.
+    pub(crate) fn count(&self, key: &str, default: usize) -> Result<usize, ConfigError> {
+        let Some(entry) = self.entry(key) else {
+            return Ok(default);
+        };
+        let parsed = match &entry.value {
+            Node::Int(i) => usize::try_from(*i).ok(),
+            Node::Str(s) => s.trim().parse::<usize>().ok(),
+            _ => return Err(self.type_error(entry, "a positive integer")),
+        };
+        parsed.filter(|&n| n > 0).ok_or_else(|| {
+            self.ctx.invalid(
+                entry.line,
+                &self.key(key),
+                format!("{} is not a positive integer", display(&entry.value)),
+            )
+        })
+    }
+
     /// A bool: `true`/`false`, or the same quoted (HCL 1 accepts both).
     pub(crate) fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
         let Some(entry) = self.entry(key) else {

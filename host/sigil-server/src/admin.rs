@@ -11,7 +11,6 @@ use sigil_proto::spire::api::server::entry::v1::entry_server::EntryServer;
 use sigil_proto::spire::api::server::svid::v1::svid_server::SvidServer;
 use sigil_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 
 use crate::api::agent::AgentApi;
 use crate::api::bundle::BundleApi;
@@ -37,14 +36,17 @@ pub async fn serve(
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
     tracing::info!(socket = %path.display(), "admin API listening");
+    // Operators' tools keep no connection for long: the default bounds and idle timeout.
+    let incoming = sigil_listen::unix_incoming(listener, sigil_listen::Limits::default());
     let served = tonic::transport::Server::builder()
+        .layer(sigil_listen::IdleLayer)
         .add_service(health_service)
         .add_service(EntryServer::new(EntryApi(server.clone())))
         .add_service(AgentServer::new(AgentApi(server.clone())))
         .add_service(BundleServer::new(BundleApi(server.clone())))
         .add_service(SvidServer::new(SvidAdminApi(server.clone())))
         .add_service(TrustDomainServer::new(TrustDomainApi(server.clone())))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await;
     let _ = std::fs::remove_file(&path);
     server.shutdown();

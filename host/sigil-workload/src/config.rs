@@ -19,6 +19,8 @@ pub struct WorkloadConfig {
     /// Let callers without an identity fetch bundles and validate JWT-SVIDs (SPIRE's
     /// `allow_unauthenticated_verifiers`). Off: such callers get "no identity issued".
     pub allow_unauthenticated_verifiers: bool,
+    /// Connection bounds and the idle timeout of the socket.
+    pub limits: sigil_listen::Limits,
 }
 
 impl Default for WorkloadConfig {
@@ -29,6 +31,7 @@ impl Default for WorkloadConfig {
             default_all_bundles_name: "ALL".into(),
             disable_spiffe_cert_validation: false,
             allow_unauthenticated_verifiers: false,
+            limits: sigil_listen::Limits::default(),
         }
     }
 }

@@ -4,19 +4,60 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use sigil_listen::{PeerError, PeerProcess};
 use sigil_types::{Bundle, EntryId, JwtSvid, SpiffeId, TrustDomain, X509Svid};
 use tokio::sync::watch;
 
-/// The caller of one connection, from the socket's `SO_PEERCRED`: who connected, as the
-/// kernel saw it when the connection was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The caller of one connection: who connected, as the kernel saw it when the connection was
+/// made (`SO_PEERCRED`), pinned to that process.
+///
+/// A connection outlives its connector's identity: the connector can exec a setuid program or
+/// exit and leave the connection to another process. An implementation attests the caller
+/// only between two successful [`Caller::verify`] calls, so what it read by PID belongs to the
+/// process that connected, with the credentials it connected with.
+#[derive(Debug, Clone)]
 pub struct Caller {
     /// Process ID; `None` when the platform does not report one.
     pub pid: Option<i32>,
-    /// Effective user ID.
+    /// Effective user ID at connect.
     pub uid: u32,
-    /// Effective group ID.
+    /// Effective group ID at connect.
     pub gid: u32,
+    process: Option<Arc<PeerProcess>>,
+}
+
+impl Caller {
+    /// A caller known only by its credentials, with nothing pinned: [`verify`](Self::verify)
+    /// refuses it. For tests and callers that attest a PID someone else named.
+    pub fn unpinned(pid: Option<i32>, uid: u32, gid: u32) -> Self {
+        Caller {
+            pid,
+            uid,
+            gid,
+            process: None,
+        }
+    }
+
+    /// Whether the process that connected is still there, as the process at its PID, with
+    /// the credentials it connected with.
+    pub fn verify(&self) -> Result<(), PeerError> {
+        match &self.process {
+            Some(process) => process.verify(),
+            None => Err(PeerError::NoPid),
+        }
+    }
+}
+
+impl From<Arc<PeerProcess>> for Caller {
+    fn from(process: Arc<PeerProcess>) -> Self {
+        let credentials = process.credentials();
+        Caller {
+            pid: credentials.pid,
+            uid: credentials.uid,
+            gid: credentials.gid,
+            process: Some(process),
+        }
+    }
 }
 
 /// Why a caller gets nothing from the socket. Each variant becomes one gRPC status; the

@@ -5,11 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_server::SecretDiscoveryServiceServer;
+use sigil_listen::{IdleLayer, UnixPeer};
 use sigil_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApiServer;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::UnixListenerStream;
-use tonic::transport::server::UdsConnectInfo;
 
 use crate::error::{ApiError, ServeError};
 use crate::sds::SdsService;
@@ -34,6 +33,7 @@ pub async fn serve<I: WorkloadIdentities>(
 ) -> Result<(), ServeError> {
     let socket_path = socket_path.as_ref();
     let listener = bind(socket_path, SOCKET_MODE)?;
+    let incoming = sigil_listen::unix_incoming(listener, config.limits.clone());
     let config = Arc::new(config);
     // Streams never end on their own; they watch this and end when serving stops, or
     // tonic's graceful shutdown would wait for them forever.
@@ -44,6 +44,7 @@ pub async fn serve<I: WorkloadIdentities>(
         .await;
     tracing::info!(socket = %socket_path.display(), "workload API listening");
     let served = tonic::transport::Server::builder()
+        .layer(IdleLayer)
         .add_service(health_service)
         .add_service(SpiffeWorkloadApiServer::new(WorkloadApiService::new(
             identities.clone(),
@@ -53,7 +54,7 @@ pub async fn serve<I: WorkloadIdentities>(
         .add_service(SecretDiscoveryServiceServer::new(SdsService::new(
             identities, config, closing_rx,
         )))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(incoming, async move {
             shutdown.await;
             closing.send_replace(true);
         })
@@ -70,8 +71,9 @@ pub(crate) async fn attest<I: WorkloadIdentities, T>(
     request: &tonic::Request<T>,
 ) -> Result<I::Workload, ApiError> {
     let caller = caller_of(request).ok_or(ApiError::NoPeerCredentials)?;
+    let (pid, uid) = (caller.pid, caller.uid);
     identities.attest(caller).await.map_err(|error| {
-        tracing::warn!(pid = ?caller.pid, uid = caller.uid, %error, "workload attestation refused");
+        tracing::warn!(pid = ?pid, uid, %error, "workload attestation refused");
         ApiError::from(error)
     })
 }
@@ -87,22 +89,15 @@ pub(crate) async fn subscribe<I: WorkloadIdentities>(
     })
 }
 
-/// The caller of a request: the peer credentials (`SO_PEERCRED`) tonic recorded for its
-/// connection when it was accepted on a Unix socket (tonic's `UdsConnectInfo`); `None` for
-/// any other transport, or when the kernel reported none.
+/// The caller of a request: the connector of its connection, pinned when the connection was
+/// accepted on a Unix socket ([`sigil_listen::unix_incoming`]); `None` for any other
+/// transport, or when the kernel reported no peer credentials.
 ///
 /// Every service on an agent socket identifies its caller with this: the workload socket
 /// here, and the agent's admin socket.
 pub fn caller_of<T>(request: &tonic::Request<T>) -> Option<Caller> {
-    let credentials = request
-        .extensions()
-        .get::<UdsConnectInfo>()
-        .and_then(|info| info.peer_cred)?;
-    Some(Caller {
-        pid: credentials.pid(),
-        uid: credentials.uid(),
-        gid: credentials.gid(),
-    })
+    let process = request.extensions().get::<UnixPeer>()?.process()?.clone();
+    Some(Caller::from(process))
 }
 
 /// Resolves once serving is stopping (or its sender is gone).

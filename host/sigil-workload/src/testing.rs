@@ -81,7 +81,7 @@ impl WorkloadIdentities for StaticIdentities {
         self.callers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(caller);
+            .push(caller.clone());
         match &self.refusal {
             Some(error) => Err(error.clone()),
             None => Ok(caller),

@@ -171,14 +171,15 @@ impl Delegated {
     /// Attests the caller and checks it against `authorized_delegates`.
     async fn authorize<T>(&self, request: &Request<T>) -> Result<Authorized, DelegatedError> {
         let caller = sigil_workload::caller_of(request).ok_or(DelegatedError::NoPeerCredentials)?;
+        let (pid, uid) = (caller.pid, caller.uid);
         let workload = self.workloads.attest(caller).await.map_err(|error| {
-            tracing::warn!(pid = ?caller.pid, uid = caller.uid, %error, "delegate attestation failed");
+            tracing::warn!(?pid, uid, %error, "delegate attestation failed");
             DelegatedError::caller(error)
         })?;
         let snapshots = self.workloads.snapshots().await;
         let selectors = workload.selectors().clone();
         authorized(&self.delegates, &snapshots.borrow(), &selectors).inspect_err(|error| {
-            tracing::warn!(pid = ?caller.pid, uid = caller.uid, %error, "delegated identity call refused");
+            tracing::warn!(?pid, uid, %error, "delegated identity call refused");
         })?;
         Ok(Authorized {
             selectors,

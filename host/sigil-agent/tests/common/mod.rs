@@ -279,20 +279,52 @@ impl Agent {
         name: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Agent {
+        let mut command = Command::new(AGENT);
+        command.envs(env.iter().copied());
+        Self::spawn(command, conf, token, dir, name)
+    }
+
+    /// [`Agent::start`] with at most `nofile` open file descriptors (run under `prlimit`,
+    /// which execs the agent: the child is the agent itself).
+    pub(crate) fn start_with_nofile(
+        conf: &Path,
+        token: Option<&str>,
+        dir: &Path,
+        name: &str,
+        nofile: u64,
+    ) -> Agent {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg(AGENT);
+        Self::spawn(command, conf, token, dir, name)
+    }
+
+    /// Runs `command` (the agent binary and anything before it) with `run -config conf`.
+    fn spawn(
+        mut command: Command,
+        conf: &Path,
+        token: Option<&str>,
+        dir: &Path,
+        name: &str,
+    ) -> Agent {
         let log = dir.join(format!("agent-{name}.log"));
         let stderr = std::fs::File::create(&log).expect("log file");
-        let mut command = Command::new(AGENT);
         command.args(["run", "-config"]).arg(conf);
         if let Some(token) = token {
             command.args(["-joinToken", token]);
         }
         let child = command
-            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("start the agent");
         Agent { child, log }
+    }
+
+    /// The agent's PID.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub(crate) fn log(&self) -> String {

@@ -22,6 +22,7 @@ use sigil_store::EntryFilter;
 use sigil_types::{RegistrationEntry, SpiffeId};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tokio_stream::StreamExt;
 use tonic::{Request, Status};
 
 use crate::api::store_status;
@@ -31,6 +32,9 @@ use crate::tls::{BundleClientVerifier, ServerSvid, peer_spiffe_id, provider};
 
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Agent connections open at once (TLS handshakes in progress included); more are closed as
+/// they arrive. Each agent keeps one.
+const MAX_AGENT_CONNECTIONS: usize = 16_384;
 /// How often the server's own SVID is checked for renewal.
 const SVID_CHECK: Duration = Duration::from_secs(30);
 
@@ -81,16 +85,15 @@ pub async fn serve_agents_on(
 
     let (connections, incoming) = tokio::sync::mpsc::channel(64);
     let accept = tokio::spawn(async move {
-        loop {
-            let Ok((stream, peer)) = listener.accept().await else {
-                continue;
-            };
-            // gRPC writes whole messages: with Nagle on, a response's last segment waits for
-            // the peer's delayed ACK (40 ms on Linux), which halved the SVID rate of large
-            // batches. tonic sets this for the listeners it binds, not for ours.
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%peer, error = %error, "cannot set TCP_NODELAY");
-            }
+        // Agents keep their connections open between syncs: no idle timeout here.
+        let limits = sigil_listen::Limits {
+            max_connections: MAX_AGENT_CONNECTIONS,
+            idle_timeout: None,
+            ..sigil_listen::Limits::default()
+        };
+        let mut accepted = std::pin::pin!(sigil_listen::tcp_incoming(listener, limits));
+        while let Some(Ok(stream)) = accepted.next().await {
+            let peer = stream.peer_addr().ok();
             let (acceptor, connections) = (acceptor.clone(), connections.clone());
             tokio::spawn(async move {
                 match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
@@ -98,9 +101,9 @@ pub async fn serve_agents_on(
                         let _ = connections.send(Ok::<_, std::io::Error>(tls)).await;
                     }
                     Ok(Err(error)) => {
-                        tracing::debug!(%peer, error = %error, "TLS handshake failed");
+                        tracing::debug!(?peer, error = %error, "TLS handshake failed");
                     }
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
                 }
             });
         }
