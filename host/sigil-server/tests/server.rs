@@ -22,7 +22,18 @@ struct Running {
 
 impl Running {
     fn start(config: &Path, socket: &Path) -> Self {
-        let child = Command::new(BIN)
+        Self::start_command(Command::new(BIN), config, socket)
+    }
+
+    /// [`Running::start`] with at most `nofile` open descriptors (`prlimit` execs the server).
+    fn start_with_nofile(config: &Path, socket: &Path, nofile: u64) -> Self {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={nofile}:{nofile}")).arg(BIN);
+        Self::start_command(command, config, socket)
+    }
+
+    fn start_command(mut command: Command, config: &Path, socket: &Path) -> Self {
+        let child = command
             .args(["run", "-config"])
             .arg(config)
             .stdout(Stdio::null())
@@ -442,6 +453,70 @@ fn health(dir: &Path, path: &str) -> String {
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("response");
     response.lines().next().unwrap_or_default().to_owned()
+}
+
+/// A flood of TCP connections that never finish a TLS handshake takes the server to its
+/// descriptor limit: the accept loop backs off instead of spinning, and once the flood is
+/// gone TLS clients are served again.
+#[test]
+fn at_the_descriptor_limit_the_agent_api_backs_off_and_accepts_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let (config, socket) = write_config_on_port(
+        dir.path(),
+        r#"database_type = "sqlite3"
+            connection_string = "DATA_DIR/datastore.sqlite3""#,
+        port,
+    );
+    let server = Running::start_with_nofile(&config, &socket, 128);
+    let flood: Vec<_> = (0..400)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    // Let the server accept what it can and hit EMFILE with connections still queued.
+    std::thread::sleep(Duration::from_secs(1));
+    let cpu = cpu_share(server.child.id(), Duration::from_secs(3));
+    assert!(
+        cpu < 0.10,
+        "the server used {:.0} % of a core while out of descriptors",
+        cpu * 100.0
+    );
+    drop(flood);
+    // A TLS client completes a handshake once descriptors are free again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let handshake = Command::new("openssl")
+            .args(["s_client", "-brief", "-alpn", "h2", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl s_client");
+        if handshake.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no TLS handshake after the flood: {}",
+            text(&handshake)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    server.stop();
+}
+
+/// The share of one core `pid` used over `window`, from its utime and stime.
+fn cpu_share(pid: u32, window: Duration) -> f64 {
+    let ticks = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let after_name = &stat[stat.rfind(')').expect("stat name") + 1..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        // utime and stime are fields 14 and 15; fields[0] is field 3.
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
+    };
+    let before = ticks();
+    std::thread::sleep(window);
+    let used = ticks() - before;
+    // Clock ticks are 1/100 s on Linux (USER_HZ).
+    used as f64 / 100.0 / window.as_secs_f64()
 }
 
 /// A port nobody listens on right now.
