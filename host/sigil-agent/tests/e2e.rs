@@ -277,6 +277,65 @@ health_checks {{
 // === helpers ===
 
 /// The `sigil-server` binary as a process, on a fixed port so that it can come back.
+/// SPIRE's getting-started commands, unchanged, against the real binaries: a join token
+/// generated with `-spiffeID`, a workload entry parented to that ID, the agent run with the
+/// token, and `api fetch x509` as this uid. The token's alias entry is what carries the
+/// workload entry to the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spire_getting_started_commands_work_unchanged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(dir.path());
+    let token = server
+        .cli_ok(&[
+            "token",
+            "generate",
+            "-spiffeID",
+            "spiffe://example.org/myagent",
+        ])
+        .trim()
+        .strip_prefix("Token: ")
+        .expect("token")
+        .to_owned();
+    let uid = std::fs::metadata("/proc/self").expect("proc").uid();
+    server.cli_ok(&[
+        "entry",
+        "create",
+        "-parentID",
+        "spiffe://example.org/myagent",
+        "-spiffeID",
+        "spiffe://example.org/myservice",
+        "-selector",
+        &format!("unix:uid:{uid}"),
+    ]);
+    let bundle_path = dir.path().join("bootstrap.pem");
+    std::fs::write(&bundle_path, server.cli_ok(&["bundle", "show"])).expect("write bundle");
+    let conf = dir.path().join("agent.conf");
+    std::fs::write(
+        &conf,
+        common::agent_conf(
+            dir.path(),
+            server.port,
+            &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
+        ),
+    )
+    .expect("write agent.conf");
+    let mut agent = Agent::start(&conf, Some(&token), dir.path(), "quickstart");
+
+    let socket = dir.path().join("agent.sock");
+    let fetched = retry(&mut agent, || {
+        Command::new(AGENT)
+            .args(["api", "fetch", "x509", "-socketPath"])
+            .arg(&socket)
+            .output()
+            .expect("run the workload")
+    });
+    assert!(
+        text(&fetched).contains("spiffe://example.org/myservice"),
+        "{}",
+        text(&fetched)
+    );
+}
+
 struct ServerProcess {
     child: Child,
     socket: PathBuf,

@@ -62,6 +62,9 @@ pub struct CachedAgent {
     pub selectors: Vec<Selector>,
     /// Whether it is banned.
     pub banned: bool,
+    /// Serial number (decimal) of its current SVID, as the datastore had it when the cache
+    /// last saw the agent change.
+    pub cert_serial_number: String,
     /// The revision at which the cache last saw these fields change.
     pub revision: Revision,
 }
@@ -312,6 +315,7 @@ impl EntryCache {
             spiffe_id: spiffe_id.clone(),
             selectors: slot.selectors.clone(),
             banned: slot.banned,
+            cert_serial_number: slot.cert_serial_number.to_string(),
             revision: Revision {
                 epoch: self.epoch,
                 seq: slot.revision,

@@ -50,7 +50,11 @@ pub(crate) struct AgentSlot {
     /// Sorted and deduplicated.
     pub(crate) selectors: Vec<Selector>,
     pub(crate) banned: bool,
-    /// The cache revision at which these fields last changed.
+    /// Serial number (decimal) of the agent's current SVID, for the server's per-call check
+    /// of the caller's certificate. Not part of the revision: it changes what the agent may
+    /// present, not what it may serve.
+    pub(crate) cert_serial_number: Box<str>,
+    /// The cache revision at which the selectors or the ban flag last changed.
     pub(crate) revision: u64,
 }
 
@@ -209,16 +213,20 @@ impl Index {
         Some(slot.entry)
     }
 
-    /// Stores the agent's authorization-relevant fields; returns whether they changed (a new
-    /// agent counts as a change).
+    /// Stores the agent's authorization-relevant fields; returns whether the selectors or the
+    /// ban flag changed (a new agent counts as a change). A new certificate serial alone is
+    /// stored without counting as a change.
     pub(crate) fn upsert_agent(&mut self, agent: AttestedAgent, revision: u64) -> bool {
         let mut selectors = agent.selectors;
         selectors.sort();
         selectors.dedup();
-        if let Some(slot) = self.agents.get(&agent.spiffe_id)
+        if let Some(slot) = self.agents.get_mut(&agent.spiffe_id)
             && slot.selectors == selectors
             && slot.banned == agent.banned
         {
+            if *slot.cert_serial_number != *agent.cert_serial_number {
+                slot.cert_serial_number = agent.cert_serial_number.into();
+            }
             return false;
         }
         self.agents.insert(
@@ -226,6 +234,7 @@ impl Index {
             AgentSlot {
                 selectors,
                 banned: agent.banned,
+                cert_serial_number: agent.cert_serial_number.into(),
                 revision,
             },
         );

@@ -223,6 +223,22 @@ fn equal_upsert_is_not_a_change() {
 }
 
 #[test]
+fn new_certificate_serial_is_kept_without_a_revision() {
+    let mut h = fixture();
+    let before = h.revision();
+    let mut renewed = agent("a", &["node:a", "zone:1"], false);
+    renewed.cert_serial_number = "77".into();
+    h.put_agent(renewed);
+    assert_eq!(
+        h.revision(),
+        before,
+        "a serial alone changes no authorization"
+    );
+    let slot = h.state.index.agent(&agent_id("a")).unwrap();
+    assert_eq!(&*slot.cert_serial_number, "77");
+}
+
+#[test]
 fn delta_reports_upserts_and_deletions() {
     let mut h = fixture();
     let r0 = h.revision();

@@ -23,6 +23,8 @@ use tonic::transport::Channel;
 )]
 mod harness;
 
+mod entry_rules;
+
 use harness::{Harness, admin_channel, cli, create_entry, start, token};
 use wire::federation_relationship::BundleEndpointProfile as Profile;
 

@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 
 mod common;
 mod harness;
+mod renewal;
 
 use common::{attest, channel};
 use harness::{Harness, cli, create_entry, create_entry_with, start, token};

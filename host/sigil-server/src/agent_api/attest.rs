@@ -15,6 +15,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::caller::{CERTIFICATE_MASK, serial_number};
 use crate::api::agent::AgentApi;
 use crate::api::store_status;
 use crate::setup::Server;
@@ -66,13 +67,13 @@ impl api::agent_server::Agent for AgentPeerApi {
         &self,
         request: Request<api::RenewAgentRequest>,
     ) -> Result<Response<api::RenewAgentResponse>, Status> {
-        let agent_id = super::calling_agent(&self.0, &request)?;
+        let agent_id = super::calling_agent(&self.0, &request).await?;
         let csr = request
             .into_inner()
             .params
             .ok_or_else(|| Status::invalid_argument("params are required"))?
             .csr;
-        let svid = agent_svid(&self.0, &agent_id, &csr)?;
+        let svid = renew(&self.0, &agent_id, &csr).await?;
         Ok(Response::new(api::RenewAgentResponse { svid: Some(svid) }))
     }
 
@@ -266,11 +267,11 @@ async fn finish(
     let stored = match existing {
         None => server.store.create_agent(agent).await,
         Some(_) => {
+            // A new attestation replaces the current SVID and drops one issued by a
+            // renewal the agent never used.
             let mask = AgentMask {
-                cert_serial_number: true,
-                cert_not_after: true,
                 selectors: true,
-                ..AgentMask::default()
+                ..CERTIFICATE_MASK
             };
             server.store.update_agent(agent, &mask).await
         }
@@ -304,6 +305,49 @@ pub(crate) fn agent_svid(
     })
 }
 
+/// `RenewAgent`: a new SVID for the calling agent, recorded as its *new* SVID. The current
+/// one stays valid until the agent first uses the new one (see `caller.rs`). As in SPIRE, an
+/// agent that can attest again must do that instead.
+async fn renew(
+    server: &Server,
+    agent_id: &sigil_types::SpiffeId,
+    csr: &[u8],
+) -> Result<wire::X509svid, Status> {
+    let agent = server
+        .store
+        .fetch_agent(agent_id)
+        .await
+        .map_err(|e| store_status(&e))?
+        .ok_or_else(|| Status::not_found(format!("agent {agent_id} not found")))?;
+    if agent.can_reattest {
+        return Err(Status::permission_denied(
+            "agent must reattest instead of renew",
+        ));
+    }
+    if csr.is_empty() {
+        return Err(Status::invalid_argument("missing CSR"));
+    }
+    let svid = agent_svid(server, agent_id, csr)?;
+    let renewed = AttestedAgent {
+        new_cert_serial_number: serial_of(&svid)?,
+        new_cert_not_after: svid.expires_at,
+        ..agent
+    };
+    let mask = AgentMask {
+        new_cert_serial_number: true,
+        new_cert_not_after: true,
+        ..AgentMask::default()
+    };
+    server
+        .store
+        .update_agent(renewed, &mask)
+        .await
+        .map_err(|e| store_status(&e))?;
+    tracing::info!(agent = %agent_id, "agent SVID renewed");
+    Ok(svid)
+}
+
+/// The serial number of the SVID's leaf, in the datastore's form.
 fn serial_of(svid: &wire::X509svid) -> Result<String, Status> {
     use x509_parser::prelude::{FromDer, X509Certificate};
     let leaf = svid
@@ -312,5 +356,5 @@ fn serial_of(svid: &wire::X509svid) -> Result<String, Status> {
         .ok_or_else(|| Status::internal("the CA returned no certificate"))?;
     let (_, cert) = X509Certificate::from_der(leaf)
         .map_err(|_| Status::internal("the CA returned an unreadable certificate"))?;
-    Ok(cert.serial.to_str_radix(10))
+    Ok(serial_number(&cert))
 }

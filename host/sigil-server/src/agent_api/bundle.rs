@@ -38,7 +38,7 @@ impl api::bundle_server::Bundle for BundlePeerApi {
         &self,
         request: Request<api::GetFederatedBundleRequest>,
     ) -> Result<Response<wire::Bundle>, Status> {
-        if super::calling_agent(&self.0, &request).is_err() {
+        if super::calling_agent(&self.0, &request).await.is_err() {
             super::calling_admin(&self.0, &request).await?;
         }
         self.admin_api().get_federated_bundle(request).await

@@ -31,7 +31,7 @@ impl api::entry_server::Entry for EntryPeerApi {
         &self,
         request: Request<api::GetAuthorizedEntriesRequest>,
     ) -> Result<Response<api::GetAuthorizedEntriesResponse>, Status> {
-        let agent_id = super::calling_agent(&self.0, &request)?;
+        let agent_id = super::calling_agent(&self.0, &request).await?;
         let mask = request.into_inner().output_mask;
         let entries = self
             .0
@@ -50,7 +50,7 @@ impl api::entry_server::Entry for EntryPeerApi {
         &self,
         request: Request<Streaming<api::SyncAuthorizedEntriesRequest>>,
     ) -> Result<Response<Self::SyncAuthorizedEntriesStream>, Status> {
-        let agent_id = super::calling_agent(&self.0, &request)?;
+        let agent_id = super::calling_agent(&self.0, &request).await?;
         let mut requests = request.into_inner();
         let first = requests
             .message()

@@ -1,11 +1,12 @@
 //! The agent-facing API on TCP (`bind_address:bind_port`): TLS with the server's SVID and
 //! SPIRE's authorization policy. `AttestAgent` and `GetBundle` are anonymous (the node
-//! attestor decides who becomes an agent); agent calls need an agent SVID (mTLS) and are
-//! authorized by the entry cache; admin calls need the SVID of an entry with `admin` set,
+//! attestor decides who becomes an agent); agent calls need the agent's active SVID (mTLS,
+//! `caller.rs`) and are authorized by the entry cache; admin calls need the SVID of an entry with `admin` set,
 //! downstream calls one with `downstream` set.
 
 mod attest;
 mod bundle;
+mod caller;
 mod entries;
 mod svid;
 
@@ -29,6 +30,8 @@ use crate::api::store_status;
 use crate::error::ServerError;
 use crate::setup::Server;
 use crate::tls::{BundleClientVerifier, ServerSvid, peer_spiffe_id, provider};
+
+pub(crate) use caller::calling_agent;
 
 /// How long a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -180,19 +183,4 @@ pub(crate) async fn calling_downstream<T>(
              this SPIFFE ID"
         ))
     })
-}
-
-/// The calling agent: the SPIFFE ID of its client certificate, which must belong to an
-/// attested agent that is not banned.
-pub(crate) fn calling_agent<T>(server: &Server, request: &Request<T>) -> Result<SpiffeId, Status> {
-    let id = caller_id(request)?;
-    match server.cache.agent(&id) {
-        Some(agent) if agent.banned => {
-            Err(Status::permission_denied(format!("agent {id} is banned")))
-        }
-        Some(_) => Ok(id),
-        None => Err(Status::permission_denied(format!(
-            "{id} is not an attested agent"
-        ))),
-    }
 }

@@ -41,7 +41,7 @@ impl api::svid_server::Svid for SvidPeerApi {
         &self,
         request: Request<api::BatchNewX509svidRequest>,
     ) -> Result<Response<api::BatchNewX509svidResponse>, Status> {
-        let agent_id = super::calling_agent(&self.0, &request)?;
+        let agent_id = super::calling_agent(&self.0, &request).await?;
         let params = request.into_inner().params;
         let server = self.0.clone();
         // A mint is a signature check and a signature: CPU work that would stall this
@@ -60,7 +60,7 @@ impl api::svid_server::Svid for SvidPeerApi {
         &self,
         request: Request<api::NewJwtsvidRequest>,
     ) -> Result<Response<api::NewJwtsvidResponse>, Status> {
-        let agent_id = super::calling_agent(&self.0, &request)?;
+        let agent_id = super::calling_agent(&self.0, &request).await?;
         let request = request.into_inner();
         if request.audience.is_empty() {
             return Err(Status::invalid_argument(

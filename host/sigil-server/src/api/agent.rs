@@ -1,6 +1,6 @@
-//! `spire.api.server.agent.v1.Agent` on the admin socket: join tokens and the agent
-//! listing and eviction calls. `AttestAgent` and `RenewAgent` belong to the agent-facing TCP
-//! API (mTLS), which is not served yet.
+//! `spire.api.server.agent.v1.Agent` on the admin socket: join tokens (with SPIRE's alias
+//! entry when an agent ID is given) and the agent listing and eviction calls. `AttestAgent`
+//! and `RenewAgent` belong to the agent-facing TCP API (`agent_api/attest.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +8,10 @@ use std::time::Duration;
 use sigil_proto::spire::api::server::agent::v1 as api;
 use sigil_proto::spire::api::types as wire;
 use sigil_store::{AgentFilter, AgentMask};
-use sigil_types::{JoinToken, RegistrationEntry, SpiffeId};
+use sigil_types::{JoinToken, RegistrationEntry, Selector, SpiffeId, TrustDomain};
 use tonic::{Request, Response, Status};
 
+use super::entry_rules::check_workload_id;
 use super::{spiffe_id, store_status};
 use crate::setup::Server;
 use crate::tokens::now;
@@ -158,31 +159,34 @@ impl api::agent_server::Agent for AgentApi {
         } else {
             request.token
         };
+        // SPIRE checks the alias before it stores anything: a workload ID of this trust
+        // domain.
+        let alias = request
+            .agent_id
+            .as_ref()
+            .map(|alias| {
+                let alias = spiffe_id("agent_id", Some(alias))?;
+                check_workload_id(&self.0.trust_domain, "agent_id", &alias)?;
+                alias_entry(&self.0.trust_domain, alias, &token)
+            })
+            .transpose()?;
         let expires_at = now().saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
         let join_token = JoinToken {
             token: token.clone(),
             expires_at,
         };
-        // With an agent ID, SPIRE also registers that ID as a node alias of the agent the
-        // token will attest.
-        if let Some(alias) = request.agent_id.as_ref() {
-            let alias = spiffe_id("agent_id", Some(alias))?;
-            let agent_id = SpiffeId::new(
-                &self.0.trust_domain,
-                &format!("/spire/agent/join_token/{token}"),
-            )
-            .map_err(|e| Status::invalid_argument(format!("token: {e}")))?;
-            self.0
-                .store
-                .create_entry(RegistrationEntry::new(alias, agent_id, Vec::new()))
-                .await
-                .map_err(|e| store_status(&e))?;
-        }
         self.0
             .store
             .create_join_token(join_token)
             .await
             .map_err(|e| store_status(&e))?;
+        if let Some(alias) = alias {
+            self.0
+                .store
+                .create_entry(alias)
+                .await
+                .map_err(|e| store_status(&e))?;
+        }
         Ok(Response::new(wire::JoinToken {
             value: token,
             expires_at,
@@ -195,6 +199,22 @@ impl api::agent_server::Agent for AgentApi {
     ) -> Result<Response<api::PostStatusResponse>, Status> {
         Err(Status::unimplemented("PostStatus is not supported"))
     }
+}
+
+/// SPIRE's entry for a join token created with an agent ID: that ID, parented to the agent
+/// the token will attest (`spiffe://<td>/spire/agent/join_token/<token>`), with the single
+/// selector `spiffe_id:<that agent ID>`. Workload entries parented to the alias ID then reach
+/// the agent as descendants of an entry parented to it.
+fn alias_entry(
+    trust_domain: &TrustDomain,
+    alias: SpiffeId,
+    token: &str,
+) -> Result<RegistrationEntry, Status> {
+    let agent_id = SpiffeId::new(trust_domain, &format!("/spire/agent/join_token/{token}"))
+        .map_err(|e| Status::invalid_argument(format!("token: {e}")))?;
+    let selector = Selector::new("spiffe_id", agent_id.as_str())
+        .map_err(|e| Status::invalid_argument(format!("token: {e}")))?;
+    Ok(RegistrationEntry::new(alias, agent_id, vec![selector]))
 }
 
 fn agent_filter(

@@ -9,6 +9,7 @@ use sigil_store::{EntryFilter, EntryMask, FederatesWithMatch, MatchMode, Selecto
 use sigil_types::{EntryId, RegistrationEntry, Selector, TrustDomain};
 use tonic::{Request, Response, Status};
 
+use super::entry_rules::{check_ids, merged};
 use super::{item_status, ok_status, spiffe_id, store_status};
 use crate::setup::Server;
 
@@ -127,21 +128,7 @@ impl api::entry_server::Entry for EntryApi {
             .map_or(EntryMask::ALL, input_mask);
         let mut results = Vec::with_capacity(request.entries.len());
         for wire_entry in &request.entries {
-            let updated = match RegistrationEntry::try_from(wire_entry) {
-                Ok(entry) if !wire_entry.id.is_empty() => match self.check_members(&entry, &mask) {
-                    Ok(()) => self
-                        .0
-                        .store
-                        .update_entry(entry, &mask)
-                        .await
-                        .map_err(|e| store_status(&e)),
-                    Err(status) => Err(status),
-                },
-                Ok(_) => Err(Status::invalid_argument(
-                    "id is required to update an entry",
-                )),
-                Err(error) => Err(Status::invalid_argument(error.to_string())),
-            };
+            let updated = self.update(wire_entry, &mask).await;
             results.push(match updated {
                 Ok(entry) => api::batch_update_entry_response::Result {
                     status: Some(ok_status()),
@@ -213,8 +200,7 @@ impl EntryApi {
     ) -> Result<RegistrationEntry, (Status, Option<RegistrationEntry>)> {
         let entry = RegistrationEntry::try_from(wire_entry)
             .map_err(|e| (Status::invalid_argument(e.to_string()), None))?;
-        self.check_members(&entry, &EntryMask::ALL)
-            .map_err(|s| (s, None))?;
+        check_ids(&self.0.trust_domain, &entry, &EntryMask::ALL).map_err(|s| (s, None))?;
         for trust_domain in &entry.federates_with {
             self.check_federated(trust_domain)
                 .await
@@ -233,21 +219,38 @@ impl EntryApi {
         }
     }
 
-    /// As in SPIRE, an entry's SPIFFE ID and parent ID (those the mask writes) belong to this
-    /// server's trust domain: no other CA could sign its SVIDs.
-    fn check_members(&self, entry: &RegistrationEntry, mask: &EntryMask) -> Result<(), Status> {
-        for (field, id, written) in [
-            ("spiffe_id", &entry.spiffe_id, mask.spiffe_id),
-            ("parent_id", &entry.parent_id, mask.parent_id),
-        ] {
-            if written && !id.is_member_of(&self.0.trust_domain) {
-                return Err(Status::invalid_argument(format!(
-                    "{field}: {id} is not in trust domain {}",
-                    self.0.trust_domain
-                )));
+    /// Update one entry: only the fields of `mask` are read from `wire_entry`, laid over the
+    /// stored entry, and the result is checked as a whole. An unknown ID is NotFound.
+    async fn update(
+        &self,
+        wire_entry: &wire::Entry,
+        mask: &EntryMask,
+    ) -> Result<RegistrationEntry, Status> {
+        if wire_entry.id.is_empty() {
+            return Err(Status::invalid_argument(
+                "id is required to update an entry",
+            ));
+        }
+        let id = entry_id(&wire_entry.id)?;
+        let stored = self
+            .0
+            .store
+            .fetch_entry(&id)
+            .await
+            .map_err(|e| store_status(&e))?
+            .ok_or_else(|| Status::not_found(format!("entry {:?} not found", wire_entry.id)))?;
+        let entry = merged(&stored, wire_entry, mask)?;
+        check_ids(&self.0.trust_domain, &entry, mask)?;
+        if mask.federates_with {
+            for trust_domain in &entry.federates_with {
+                self.check_federated(trust_domain).await?;
             }
         }
-        Ok(())
+        self.0
+            .store
+            .update_entry(entry, mask)
+            .await
+            .map_err(|e| store_status(&e))
     }
 
     /// SPIRE refuses `federates_with` naming a trust domain it has no bundle for.

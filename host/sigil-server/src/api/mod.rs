@@ -4,6 +4,7 @@
 pub(crate) mod agent;
 pub(crate) mod bundle;
 pub(crate) mod entry;
+mod entry_rules;
 pub(crate) mod svid;
 pub(crate) mod trustdomain;
 

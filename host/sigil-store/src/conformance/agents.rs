@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use sigil_types::AttestedAgent;
+use sigil_types::{AttestedAgent, RegistrationEntry};
 
 use super::support::{agent, assert_already_exists, assert_invalid, assert_not_found, id, sel};
 use crate::{AgentFilter, AgentMask, DataStore, MatchMode, ObjectKind, PageRequest, SelectorMatch};
@@ -166,6 +166,66 @@ pub async fn agent_delete_returns_the_agent(store: Arc<dyn DataStore>) {
         None
     );
     store.create_agent(stored).await.expect("attest again");
+}
+
+/// Deleting a join-token agent deletes its token's node-alias entries (parented to the agent,
+/// with the one selector `spiffe_id:<agent ID>`), as SPIRE does, and nothing else: other
+/// entries under the agent, and aliases of agents attested otherwise, stay.
+pub async fn agent_delete_join_token_takes_its_alias_entries(store: Arc<dyn DataStore>) {
+    let token_agent = store
+        .create_agent(agent("tok", "join_token", &[]))
+        .await
+        .expect("create");
+    let other_agent = store
+        .create_agent(agent("n1", "x509pop", &[]))
+        .await
+        .expect("create");
+    let alias = |agent: &AttestedAgent, path: &str, extra: &[&str]| {
+        let mut selectors = vec![sel(&format!("spiffe_id:{}", agent.spiffe_id))];
+        selectors.extend(extra.iter().map(|s| sel(s)));
+        RegistrationEntry::new(id(path), agent.spiffe_id.clone(), selectors)
+    };
+    let doomed = alias(&token_agent, "/myagent", &[]);
+    let kept = [
+        alias(&token_agent, "/workload", &["unix:uid:0"]),
+        RegistrationEntry::new(
+            id("/other"),
+            token_agent.spiffe_id.clone(),
+            vec![sel("spiffe_id:spiffe://example.org/elsewhere")],
+        ),
+        alias(&other_agent, "/x509pop-alias", &[]),
+    ];
+    store
+        .create_entries(
+            std::iter::once(doomed.clone())
+                .chain(kept.clone())
+                .collect(),
+        )
+        .await
+        .expect("create entries");
+    store
+        .delete_agent(&token_agent.spiffe_id)
+        .await
+        .expect("delete");
+    assert_eq!(store.fetch_entry(&doomed.id).await.expect("fetch"), None);
+    for entry in &kept {
+        assert!(
+            store.fetch_entry(&entry.id).await.expect("fetch").is_some(),
+            "{} was deleted",
+            entry.spiffe_id
+        );
+    }
+    store
+        .delete_agent(&other_agent.spiffe_id)
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .fetch_entry(&kept[2].id)
+            .await
+            .expect("fetch")
+            .is_some()
+    );
 }
 
 /// Attestation type, banned, can-reattest and expiry filters, alone and combined.

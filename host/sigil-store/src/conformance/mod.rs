@@ -151,6 +151,7 @@ macro_rules! store_conformance_tests {
             agent_update_changes_only_masked_fields,
             agent_update_and_delete_missing_are_not_found,
             agent_delete_returns_the_agent,
+            agent_delete_join_token_takes_its_alias_entries,
             agent_list_filters,
             agent_list_by_selectors_modes,
             agent_list_paging_and_count,

@@ -8,7 +8,7 @@ use super::entry_query::{into_page, push_paging};
 use super::events;
 use super::filter::{AGENT_SELECTORS, push_set_match, selector_items};
 use super::value::{Sql, Value, pow2_chunks, to_count};
-use super::{Db, Row};
+use super::{Db, Lock, Row, entries};
 use crate::{
     AgentFilter, AgentMask, Error, EventKind, EventOp, ObjectKind, Page, PageRequest, Result,
 };
@@ -216,7 +216,8 @@ pub(crate) async fn update(
         .ok_or_else(|| Error::not_found(ObjectKind::Agent, &agent.spiffe_id))
 }
 
-/// Deletes the agent and returns it.
+/// Deletes the agent and returns it. A join-token agent takes its token's node-alias entries
+/// with it (see [`delete_join_token_aliases`]).
 pub(crate) async fn delete(
     db: &mut dyn Db,
     spiffe_id: &SpiffeId,
@@ -225,6 +226,9 @@ pub(crate) async fn delete(
     let agent = fetch(db, spiffe_id)
         .await?
         .ok_or_else(|| Error::not_found(ObjectKind::Agent, spiffe_id))?;
+    if agent.attestation_type == JOIN_TOKEN {
+        delete_join_token_aliases(db, spiffe_id, now).await?;
+    }
     let n = db
         .execute(
             "DELETE FROM agents WHERE spiffe_id = $1",
@@ -244,6 +248,38 @@ pub(crate) async fn delete(
     )
     .await?;
     Ok(agent)
+}
+
+/// The node attestor whose agents' aliases are deleted with them.
+const JOIN_TOKEN: &str = "join_token";
+
+/// SPIRE deletes, with a join-token agent, the entries `CreateJoinToken` made for its token:
+/// parented to the agent, with the single selector `spiffe_id:<agent ID>`. Entries of any
+/// other shape under the agent are the operator's and stay.
+async fn delete_join_token_aliases(
+    db: &mut dyn Db,
+    spiffe_id: &SpiffeId,
+    now: UnixTime,
+) -> Result<()> {
+    db.lock(Lock::Entries).await?;
+    let rows = db
+        .query(
+            "SELECT e.pk, e.id FROM entries e \
+             WHERE e.parent_id = $1 \
+             AND (SELECT COUNT(*) FROM entry_selectors s WHERE s.entry_pk = e.pk) = 1 \
+             AND EXISTS (SELECT 1 FROM entry_selectors s \
+                 WHERE s.entry_pk = e.pk AND s.type = 'spiffe_id' AND s.value = $2)",
+            &[spiffe_id.as_str().into(), spiffe_id.as_str().into()],
+        )
+        .await?;
+    let doomed = rows
+        .iter()
+        .map(|r| Ok((r.int(0)?, r.text(1)?.to_owned())))
+        .collect::<Result<Vec<_>>>()?;
+    if !doomed.is_empty() {
+        entries::delete_many(db, &doomed, now).await?;
+    }
+    Ok(())
 }
 
 fn push_filter(sql: &mut Sql, filter: &AgentFilter) -> Result<()> {
