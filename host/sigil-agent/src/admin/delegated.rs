@@ -230,7 +230,14 @@ impl Delegated {
         caller: Authorized,
         target: BTreeSet<Selector>,
     ) -> ResponseStream<SubscribeToX509sviDsResponse> {
-        self.push_on_change(caller, move |snapshot| Ok(x509_svids(snapshot, &target)))
+        // The target's entries keep (and get) their SVIDs while the stream is open.
+        let subscription = self
+            .workloads
+            .x509_subscription(&target, &caller.snapshots.borrow());
+        self.push_on_change(caller, move |snapshot| {
+            let _open = &subscription;
+            Ok(x509_svids(snapshot, &target))
+        })
     }
 
     /// JWT-SVIDs for `audience`, one per SPIFFE ID of the workload with `target` selectors,
