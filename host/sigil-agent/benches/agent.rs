@@ -16,10 +16,16 @@
 //!    seconds after their first sync: `VmRSS`/`VmHWM`, then again after one FetchX509SVID,
 //!    then after a restart on the same data dirs (plugins from the artifact cache); where the
 //!    RSS is, from smaps, for the first run.
+//! 4. **JWT-SVID cache RSS** (issue 11): `--jwt-calls` FetchJWTSVID calls, each with distinct
+//!    audiences of the largest total size allowed (two of 4,096 bytes): the agent's `VmRSS`
+//!    before, after 300 calls, after all of them (past `jwt_svid_cache_max_size`, 1000), and
+//!    after `--idle` seconds. Before the bound, 300 calls with 1 MiB audiences took the
+//!    agent from 60 to 1,102 MiB.
 //!
 //! ```text
 //! cargo bench -p sigil-agent --bench agent [-- --calls 2000 --streams 1000 --connections 10
-//!     --rounds 5 --rss-runs 3 --rss-entries 100 --idle 10 --skip latency,sds,rss]
+//!     --rounds 5 --rss-runs 3 --rss-entries 100 --idle 10 --jwt-calls 2000
+//!     --skip latency,sds,rss,jwt]
 //! ```
 
 #![expect(
@@ -42,8 +48,8 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use envoy_types::pb::envoy::service::secret::v3::secret_discovery_service_client::SecretDiscoveryServiceClient;
 use prost::Name;
-use sigil_proto::workload::X509svidRequest;
 use sigil_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use sigil_proto::workload::{JwtsvidRequest, X509svidRequest};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic_health::pb::HealthCheckRequest;
@@ -63,6 +69,7 @@ struct Options {
     rss_runs: usize,
     rss_entries: usize,
     idle: u64,
+    jwt_calls: usize,
     skip: Vec<String>,
 }
 
@@ -88,6 +95,7 @@ impl Options {
             rss_runs: number("--rss-runs", 3),
             rss_entries: number("--rss-entries", 100),
             idle: u64::try_from(number("--idle", 10)).expect("seconds"),
+            jwt_calls: number("--jwt-calls", 2000),
             skip: value("--skip")
                 .map(|s| s.split(',').map(str::to_owned).collect())
                 .unwrap_or_default(),
@@ -144,6 +152,10 @@ async fn run(options: Options) {
     }
     if options.runs("rss") {
         rss(&setup, &options).await;
+        println!("load average: {}", load_average());
+    }
+    if options.runs("jwt") {
+        jwt_rss(&setup, &options).await;
         println!("load average at end: {}", load_average());
     }
 }
@@ -829,6 +841,50 @@ async fn rss(setup: &Setup, options: &Options) {
         mib(empty.hwm_kib),
         mib(full.rss_kib) - mib(empty.rss_kib)
     );
+}
+
+// === 4. JWT-SVID cache RSS ===
+
+async fn jwt_rss(setup: &Setup, options: &Options) {
+    println!(
+        "\n## JWT-SVID cache RSS: {} FetchJWTSVID calls, two distinct 4,096-byte audiences each",
+        options.jwt_calls
+    );
+    let (agent, _) = setup.agent_with_entries("jwt", 1).await;
+    let mut client = SpiffeWorkloadApiClient::new(uds_channel(&agent.socket).await);
+    println!("before: {}", Status::of(agent.pid()));
+    let started = Instant::now();
+    for call in 0..options.jwt_calls {
+        let audience = |side: &str| {
+            let tag = format!("{side}-{call}-");
+            format!("{tag}{}", "x".repeat(4096 - tag.len()))
+        };
+        let mut request = tonic::Request::new(JwtsvidRequest {
+            audience: vec![audience("a"), audience("b")],
+            spiffe_id: String::new(),
+        });
+        request
+            .metadata_mut()
+            .insert("workload.spiffe.io", "true".parse().expect("header"));
+        let svids = client
+            .fetch_jwtsvid(request)
+            .await
+            .expect("FetchJWTSVID")
+            .into_inner()
+            .svids;
+        assert_eq!(svids.len(), 1);
+        if call + 1 == 300 || (call + 1) % 500 == 0 {
+            println!("after {} calls: {}", call + 1, Status::of(agent.pid()));
+        }
+    }
+    println!(
+        "{} calls in {:.1} s; after all: {}",
+        options.jwt_calls,
+        started.elapsed().as_secs_f64(),
+        Status::of(agent.pid())
+    );
+    tokio::time::sleep(Duration::from_secs(options.idle)).await;
+    println!("{} s later: {}", options.idle, Status::of(agent.pid()));
 }
 
 /// The join token an agent was started with (the end of its SPIFFE ID).

@@ -17,10 +17,12 @@ mod attest;
 mod bootstrap;
 mod client;
 mod error;
+mod jwt_cache;
 mod keys;
 pub mod storage;
 mod sync;
 mod workload;
+mod x509_cache;
 
 use std::sync::Arc;
 
@@ -155,6 +157,7 @@ pub async fn run(
     let wait = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
+    let demand = x509_cache::X509Demand::new(config.x509_svid_cache_max_size);
     let syncer = Syncer {
         client: client.clone(),
         data,
@@ -162,6 +165,7 @@ pub async fn run(
         key_type: config.workload_x509_svid_key_type,
         publish,
         attestor,
+        demand: demand.clone(),
     };
     // A sync that ends in an error (the server evicted the agent) stops the whole agent.
     let stop_on_eviction = stop.clone();
@@ -192,7 +196,13 @@ pub async fn run(
             served
         }
     };
-    let identities = Arc::new(Workloads::new(attestors, cache, client));
+    let identities = Arc::new(Workloads::new(
+        attestors,
+        cache,
+        client,
+        demand,
+        config.jwt_svid_cache_max_size,
+    ));
     let admin = match &config.admin_socket_path {
         Some(path) => {
             match admin::AdminSocket::bind(path, identities.clone(), &config.authorized_delegates) {

@@ -1,7 +1,9 @@
 //! The sync loop: every [`SYNC_INTERVAL`] (and at once at start) the agent fetches its
 //! authorized entries and the bundles, mints the X509-SVIDs that are missing or past
-//! half-life in one `BatchNewX509SVID`, drops those of removed entries, renews its own SVID
-//! at half-life, and publishes the result as a [`Snapshot`] for the workload socket.
+//! half-life in one `BatchNewX509SVID` (within `x509_svid_cache_max_size`, see
+//! `x509_cache`), drops those of removed entries, renews its own SVID at half-life, and
+//! publishes the result as a [`Snapshot`] for the workload socket. Between syncs it mints
+//! at once for a workload that subscribes to entries without SVIDs.
 //!
 //! While the server is unreachable the last snapshot stays published (workloads keep being
 //! served from it) and the loop retries with exponential backoff, logging once per failure
@@ -26,6 +28,7 @@ use crate::client::ServerClient;
 use crate::error::AgentError;
 use crate::keys;
 use crate::storage::{AgentSvid, DataDir};
+use crate::x509_cache::X509Demand;
 use sigil_tls::validity;
 
 /// Time between two syncs while the server answers.
@@ -33,7 +36,7 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest wait between two attempts while the server does not answer.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Entries per `BatchNewX509SVID` call.
-const BATCH: usize = 500;
+pub(crate) const BATCH: usize = 500;
 
 /// One X509-SVID the agent holds for an entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,8 @@ pub(crate) struct Snapshot {
     pub(crate) synced: bool,
     /// When the agent's own SVID expires (Unix seconds); 0 before the first sync.
     pub(crate) agent_expires_at: i64,
+    /// The last X509-SVID planning round that minted for a subscription (see `x509_cache`).
+    pub(crate) x509_round: u64,
 }
 
 impl Snapshot {
@@ -87,6 +92,8 @@ pub(crate) struct Syncer {
     pub(crate) publish: watch::Sender<Arc<Snapshot>>,
     /// The node attestor, kept when the agent is reattestable.
     pub(crate) attestor: Option<NodeAttestorAgent>,
+    /// Which X509-SVIDs workloads need, and the limit on the others.
+    pub(crate) demand: Arc<X509Demand>,
 }
 
 impl Syncer {
@@ -123,9 +130,8 @@ impl Syncer {
                     backoff(failures)
                 }
             };
-            tokio::select! {
-                () = &mut shutdown => return Ok(()),
-                () = tokio::time::sleep(wait) => {}
+            if self.idle(wait, &mut shutdown).await {
+                return Ok(());
             }
         }
     }
@@ -180,7 +186,7 @@ impl Syncer {
             tracing::info!(trust_domain = %bundle.trust_domain, sequence = bundle.sequence_number, "bundle updated");
         }
         let federated = self.federated_bundles(&entries, &current).await;
-        let svids = self.svids(&entries, &current).await?;
+        let planned = self.svids(&entries, &current).await?;
         let snapshot = Snapshot {
             bundle: Some(bundle),
             federated,
@@ -188,7 +194,7 @@ impl Syncer {
                 .into_iter()
                 .map(|e| (e.id.as_str().to_owned(), e))
                 .collect(),
-            svids,
+            svids: planned.svids,
             synced: true,
             agent_expires_at: self
                 .agent
@@ -196,6 +202,7 @@ impl Syncer {
                 .first()
                 .and_then(|leaf| validity(leaf).ok())
                 .map_or(0, |(_, not_after)| not_after),
+            x509_round: planned.round.unwrap_or(current.x509_round),
         };
         let (entries, svids) = (snapshot.entries.len(), snapshot.svids.len());
         let changed = self.publish.send_if_modified(|old| {
@@ -351,46 +358,8 @@ impl Syncer {
         bundles
     }
 
-    /// Keeps valid SVIDs of current entries, mints the missing and due ones.
-    async fn svids(
-        &self,
-        entries: &[Arc<RegistrationEntry>],
-        current: &Snapshot,
-    ) -> Result<HashMap<String, Arc<CachedSvid>>, AgentError> {
-        let now = now();
-        let mut kept = HashMap::new();
-        let mut due = Vec::new();
-        for entry in entries {
-            match current.svids.get(entry.id.as_str()) {
-                Some(svid) if svid.revision == entry.revision_number && now < svid.renew_at => {
-                    kept.insert(entry.id.as_str().to_owned(), svid.clone());
-                }
-                old => due.push((entry, old.cloned())),
-            }
-        }
-        for chunk in due.chunks(BATCH) {
-            let minted = self.mint(chunk.iter().map(|(e, _)| e.as_ref())).await;
-            match minted {
-                Ok(minted) => {
-                    for ((entry, old), new) in chunk.iter().zip(minted) {
-                        match new {
-                            Some(svid) => {
-                                kept.insert(entry.id.as_str().to_owned(), Arc::new(svid));
-                            }
-                            // Refused: keep a still valid old SVID, if any.
-                            None => keep_valid(&mut kept, entry, old.as_ref(), now),
-                        }
-                    }
-                }
-                // The round fails and the published snapshot stays as it was.
-                Err(error) => return Err(error),
-            }
-        }
-        Ok(kept)
-    }
-
     /// One `BatchNewX509SVID` for `entries`: an SVID per entry, `None` where refused.
-    async fn mint<'a>(
+    pub(crate) async fn mint<'a>(
         &self,
         entries: impl Iterator<Item = &'a RegistrationEntry>,
     ) -> Result<Vec<Option<CachedSvid>>, AgentError> {
@@ -526,17 +495,6 @@ fn cached(
         renew_at: not_before + lifetime / 2 + jitter(lifetime / 10),
         revision: entry.revision_number,
     })
-}
-
-fn keep_valid(
-    kept: &mut HashMap<String, Arc<CachedSvid>>,
-    entry: &RegistrationEntry,
-    old: Option<&Arc<CachedSvid>>,
-    now: i64,
-) {
-    if let Some(old) = old.filter(|o| o.svid.expires_at > now) {
-        kept.insert(entry.id.as_str().to_owned(), old.clone());
-    }
 }
 
 /// A random number of seconds in `0..max` (0 when `max` ≤ 0).

@@ -13,10 +13,11 @@
 //!
 //! A workload gets the entries whose selectors are all among its own, the SVIDs the sync
 //! holds for them, the own bundle and the bundles of the trust domains those entries
-//! federate with.
+//! federate with. A subscription keeps its entries' X509-SVIDs and has missing ones minted
+//! (`x509_cache`); JWT-SVIDs come from a bounded cache (`jwt_cache`).
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_plugins::{ProcRoots, ProcessFacts, WorkloadAttestor};
@@ -26,7 +27,9 @@ use sigil_workload::{Caller, IdentityError, WorkloadIdentities, WorkloadSvid, Wo
 use tokio::sync::watch;
 
 use crate::client::ServerClient;
+use crate::jwt_cache::{self, Cached, JwtSvidCache};
 use crate::sync::{Snapshot, now};
+use crate::x509_cache::{Subscription, X509Demand};
 
 /// How long `subscribe` (and the admin socket) waits for the agent's first sync; after that it serves what the
 /// agent has (a stored bundle, say) or answers Unavailable.
@@ -39,7 +42,8 @@ pub struct Workloads {
     roots: ProcRoots,
     cache: watch::Receiver<Arc<Snapshot>>,
     client: ServerClient,
-    jwt_cache: Mutex<HashMap<(String, Vec<String>), JwtSvid>>,
+    jwt_cache: JwtSvidCache,
+    demand: Arc<X509Demand>,
 }
 
 /// An attested caller: its selectors.
@@ -66,13 +70,16 @@ impl Workloads {
         attestors: Vec<WorkloadAttestor>,
         cache: watch::Receiver<Arc<Snapshot>>,
         client: ServerClient,
+        demand: Arc<X509Demand>,
+        jwt_svid_cache_max_size: usize,
     ) -> Self {
         Workloads {
             attestors,
             roots: ProcRoots::default(),
             cache,
             client,
-            jwt_cache: Mutex::new(HashMap::new()),
+            jwt_cache: JwtSvidCache::new(jwt_svid_cache_max_size),
+            demand,
         }
     }
 }
@@ -95,12 +102,18 @@ impl WorkloadIdentities for Workloads {
     ) -> Result<watch::Receiver<Arc<WorkloadUpdate>>, IdentityError> {
         // Before the first sync a restarted agent has its stored bundle but no SVIDs yet.
         let mut cache = self.snapshots().await;
+        let subscription = self.x509_subscription(&workload.selectors, &cache.borrow());
+        // SVIDs beyond the cache limit are minted now; the first answer waits for them.
+        let _ = tokio::time::timeout(FIRST_SYNC_WAIT, cache.wait_for(|s| subscription.settled(s)))
+            .await;
         let first = cache.borrow_and_update().clone();
         let selectors = workload.selectors.clone();
         let initial = update_for(&first, &selectors)
             .ok_or_else(|| IdentityError::Unavailable("the agent has not synced yet".into()))?;
         let (send, receive) = watch::channel(Arc::new(initial));
         tokio::spawn(async move {
+            // The entries keep their SVIDs while the subscription is open.
+            let _subscription = subscription;
             loop {
                 tokio::select! {
                     () = send.closed() => return,
@@ -224,6 +237,15 @@ impl Workloads {
         }
     }
 
+    /// Opens an X509-SVID subscription for `selectors` (see `x509_cache`).
+    pub(crate) fn x509_subscription(
+        &self,
+        selectors: &BTreeSet<Selector>,
+        snapshot: &Snapshot,
+    ) -> Subscription {
+        self.demand.subscribe(selectors, snapshot)
+    }
+
     /// The agent's snapshots, once the first sync is done (waiting at most
     /// [`FIRST_SYNC_WAIT`] for it).
     pub(crate) async fn snapshots(&self) -> watch::Receiver<Arc<Snapshot>> {
@@ -232,26 +254,41 @@ impl Workloads {
         cache
     }
 
-    /// A JWT-SVID for `entry`: from the cache until its half-life, else NewJWTSVID.
+    /// A JWT-SVID for `entry`: from the cache while it has enough life left (see
+    /// `jwt_cache`), else from NewJWTSVID; when that fails, a cached one that has not expired.
     async fn jwt_svid(
         &self,
         entry: &RegistrationEntry,
         audience: &[String],
     ) -> Result<JwtSvid, IdentityError> {
-        let key = (entry.id.as_str().to_owned(), audience.to_vec());
-        let now = now();
-        {
-            let mut cache = self
-                .jwt_cache
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            cache.retain(|_, svid| svid.expires_at > now);
-            if let Some(svid) = cache.get(&key)
-                && now < svid.issued_at + (svid.expires_at - svid.issued_at) / 2
-            {
-                return Ok(svid.clone());
+        let key = jwt_cache::key(&entry.spiffe_id, audience);
+        let fallback = match self.jwt_cache.lookup(&key, now()) {
+            Cached::Fresh(svid) => return Ok(svid),
+            Cached::Renewable(svid) => Some(svid),
+            Cached::Missing => None,
+        };
+        let minted = match self.new_jwt_svid(entry, audience).await {
+            Ok(minted) => minted,
+            Err(error) => {
+                return match fallback.filter(|old| old.expires_at > now()) {
+                    Some(old) => {
+                        tracing::warn!(spiffe_id = %entry.spiffe_id, "cannot renew a JWT-SVID; serving the cached one");
+                        Ok(old)
+                    }
+                    None => Err(error),
+                };
             }
-        }
+        };
+        self.jwt_cache.store(key, minted.clone(), now());
+        Ok(minted)
+    }
+
+    /// A new JWT-SVID for `entry` from the server.
+    async fn new_jwt_svid(
+        &self,
+        entry: &RegistrationEntry,
+        audience: &[String],
+    ) -> Result<JwtSvid, IdentityError> {
         let response = svid_api::svid_client::SvidClient::new(self.client.channel())
             .new_jwtsvid(svid_api::NewJwtsvidRequest {
                 entry_id: entry.id.as_str().to_owned(),
@@ -266,19 +303,14 @@ impl Workloads {
         let wire = response
             .svid
             .ok_or_else(|| IdentityError::Unavailable("the server sent no JWT-SVID".into()))?;
-        let svid = JwtSvid {
+        Ok(JwtSvid {
             spiffe_id: entry.spiffe_id.clone(),
             token: wire.token,
             audience: audience.to_vec(),
             expires_at: wire.expires_at,
             issued_at: wire.issued_at,
             hint: entry.hint.clone(),
-        };
-        self.jwt_cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, svid.clone());
-        Ok(svid)
+        })
     }
 }
 

@@ -15,6 +15,9 @@ use common::{
     uds_channel, unix_now, verify_chain,
 };
 
+#[path = "agent/caches.rs"]
+mod caches;
+
 // === the tests ===
 
 #[test]

@@ -431,6 +431,28 @@ async fn bad_requests_are_invalid_arguments() {
             .map(drop),
         "audience must be specified",
     );
+    // Audiences over sigil's limits, named with the limit and the value.
+    invalid(
+        client
+            .fetch_jwtsvi_ds(FetchJwtsviDsRequest {
+                audience: vec!["a".repeat(1 << 20)],
+                selectors: vec![selector("unix", "uid:4242")],
+                pid: 0,
+            })
+            .await
+            .map(drop),
+        "audience[0]: 1048576 bytes, at most 4096 bytes per audience",
+    );
+    invalid(
+        client
+            .fetch_jwtsvi_ds_by_pid(FetchJwtsviDsByPidRequest {
+                audience: vec!["svc".into(); 33],
+                pid: own_pid(),
+            })
+            .await
+            .map(drop),
+        "33 audiences given, at most 32",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

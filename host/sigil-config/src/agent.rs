@@ -10,7 +10,7 @@ use crate::common::{
     HealthChecks, KeyType, LogConfig, UnsupportedSection, read_health_checks, read_key_type,
     read_log, read_unsupported, refuse_misplaced,
 };
-use crate::hcl::Section;
+use crate::hcl::{Node, Section};
 use crate::plugins::{
     Catalogue, PluginConfig, PluginKind, PluginSource, RawPlugin, native_data, of_kind,
     read_plugins,
@@ -50,6 +50,13 @@ pub struct AgentConfig {
     pub workload_x509_svid_key_type: KeyType,
     /// `allow_unauthenticated_verifiers` (default false).
     pub allow_unauthenticated_verifiers: bool,
+    /// `x509_svid_cache_max_size` (default 1000): SPIRE's soft limit on the X509-SVIDs the
+    /// agent keeps. SVIDs of entries a workload is subscribed to are always kept; beyond the
+    /// limit the least recently used others are dropped. 0 means the default, as in SPIRE.
+    pub x509_svid_cache_max_size: usize,
+    /// `jwt_svid_cache_max_size` (default 1000): SPIRE's hard limit on the JWT-SVIDs the agent
+    /// caches; the least recently used one is dropped first. 0 means the default, as in SPIRE.
+    pub jwt_svid_cache_max_size: usize,
     /// `experimental` inside `agent`: accepted but not acted on.
     pub experimental: Option<UnsupportedSection>,
     /// Bounds of the Workload API socket (sigil's own keys; SPIRE has none).
@@ -159,7 +166,11 @@ pub enum AgentKeyManagerConfig {
 }
 
 const TOP_KEYS: [&str; 4] = ["agent", "plugins", "health_checks", "telemetry"];
-const AGENT_KEYS: [&str; 22] = [
+/// SPIRE's default for `x509_svid_cache_max_size` and `jwt_svid_cache_max_size`
+/// (`DefaultSVIDCacheMaxSize`).
+pub(crate) const DEFAULT_SVID_CACHE_MAX_SIZE: usize = 1000;
+
+const AGENT_KEYS: [&str; 24] = [
     "data_dir",
     "log_level",
     "log_format",
@@ -178,6 +189,8 @@ const AGENT_KEYS: [&str; 22] = [
     "sds",
     "workload_x509_svid_key_type",
     "allow_unauthenticated_verifiers",
+    "x509_svid_cache_max_size",
+    "jwt_svid_cache_max_size",
     "experimental",
     "workload_api_max_connections",
     "workload_api_max_connections_per_uid",
@@ -273,6 +286,8 @@ fn read(ctx: Ctx<'_>, tree: &Section) -> Result<AgentConfig, ConfigError> {
             &[KeyType::EcP256, KeyType::Rsa2048],
         )?,
         allow_unauthenticated_verifiers: agent.bool("allow_unauthenticated_verifiers", false)?,
+        x509_svid_cache_max_size: read_cache_size(&agent, "x509_svid_cache_max_size")?,
+        jwt_svid_cache_max_size: read_cache_size(&agent, "jwt_svid_cache_max_size")?,
         experimental: read_unsupported(&agent, "experimental")?,
         workload_api_limits: read_workload_api_limits(&agent)?,
         health_checks: read_health_checks(&top)?,
@@ -303,6 +318,34 @@ fn in_directory_of(path: &Path, socket: &Path) -> Option<PathBuf> {
     path.parent()
         .is_some_and(|own| own.starts_with(dir))
         .then(|| dir.to_owned())
+}
+
+/// An SVID cache size: an integer (or a quoted one, as HCL 1 decodes it), negative refused
+/// and 0 taken as [`DEFAULT_SVID_CACHE_MAX_SIZE`], as SPIRE's agent does (`run.go` refuses a
+/// negative size; its caches replace 0 with the default).
+fn read_cache_size(agent: &Fields<'_>, key: &str) -> Result<usize, ConfigError> {
+    let Some(entry) = agent.entry(key) else {
+        return Ok(DEFAULT_SVID_CACHE_MAX_SIZE);
+    };
+    let value = match &entry.value {
+        Node::Int(i) => Some(*i),
+        Node::Str(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    let invalid = |reason: String| agent.ctx.invalid(entry.line, &agent.key(key), reason);
+    match value {
+        None => Err(invalid(format!(
+            "expected a number of SVIDs, found {}",
+            entry.value.type_name()
+        ))),
+        Some(size) if size < 0 => Err(invalid(format!(
+            "{size} is negative; a cache size is a number of SVIDs (0 means the default, \
+             {DEFAULT_SVID_CACHE_MAX_SIZE})"
+        ))),
+        Some(0) => Ok(DEFAULT_SVID_CACHE_MAX_SIZE),
+        Some(size) => usize::try_from(size)
+            .map_err(|_| invalid(format!("{size} is too large for this platform"))),
+    }
 }
 
 fn read_trust_bundle(agent: &Fields<'_>) -> Result<TrustBundleSource, ConfigError> {

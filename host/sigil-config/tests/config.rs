@@ -377,6 +377,48 @@ plugins {
     assert_eq!(config.plugins.key_manager, AgentKeyManagerConfig::Memory);
 }
 
+#[test]
+fn svid_cache_sizes_are_spires_keys_with_spires_defaults() {
+    let base = r#"
+agent {
+  data_dir = "/var/lib/sigil-agent"
+  server_address = "127.0.0.1"
+  trust_domain = "example.org"
+  insecure_bootstrap = true
+  EXTRA
+}
+plugins {
+  NodeAttestor "join_token" {}
+  KeyManager "memory" {}
+  WorkloadAttestor "unix" {}
+}
+"#;
+    let sizes = |extra: &str| {
+        let config = AgentConfig::parse(&base.replace("EXTRA", extra), "agent.conf", false)
+            .unwrap_or_else(|e| panic!("{extra}: {e}"));
+        (
+            config.x509_svid_cache_max_size,
+            config.jwt_svid_cache_max_size,
+        )
+    };
+    assert_eq!(sizes(""), (1000, 1000));
+    assert_eq!(
+        sizes(
+            "x509_svid_cache_max_size = 50
+  jwt_svid_cache_max_size = \"7\""
+        ),
+        (50, 7)
+    );
+    // 0 is SPIRE's "unset": the default.
+    assert_eq!(
+        sizes(
+            "x509_svid_cache_max_size = 0
+  jwt_svid_cache_max_size = 0"
+        ),
+        (1000, 1000)
+    );
+}
+
 // === errors ===
 
 #[path = "config/errors.rs"]

@@ -15,7 +15,10 @@ fn request_block(encoder: &mut loona_hpack::Encoder<'static>) -> Vec<u8> {
         (b":authority", b"%2Frun%2Fspire%2Fsockets%2Fagent.sock"),
         (b"te", b"trailers"),
         (b"content-type", b"application/grpc"),
-        (b"user-agent", b"grpc-python/1.85.3 grpc-c/52.0.0 (linux; chttp2)"),
+        (
+            b"user-agent",
+            b"grpc-python/1.85.3 grpc-c/52.0.0 (linux; chttp2)",
+        ),
         (b"workload.spiffe.io", b"true"),
     ];
     encoder.encode(headers)

@@ -573,6 +573,21 @@ async fn bad_api_input_is_refused_by_name_and_changes_nothing() {
         .expect_err("bad CSR");
     assert_eq!(bad_csr.code(), Code::InvalidArgument);
     assert!(bad_csr.message().contains("csr"), "{bad_csr}");
+    let big_audience = svid_api::svid_client::SvidClient::new(channel.clone())
+        .mint_jwtsvid(svid_api::MintJwtsvidRequest {
+            id: id("/web"),
+            audience: vec!["a".repeat(5000), "b".repeat(5000)],
+            ttl: 0,
+        })
+        .await
+        .expect_err("audience over the limits");
+    assert_eq!(big_audience.code(), Code::InvalidArgument);
+    assert!(
+        big_audience
+            .message()
+            .contains("audience[0]: 5000 bytes, at most 4096"),
+        "{big_audience}"
+    );
 
     assert_eq!(snapshot(&channel).await, before, "nothing changed");
     // The server still works after all that: a token can be made.

@@ -270,6 +270,30 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
         refused.message().contains("spiffe://example.org/db"),
         "{refused}"
     );
+    // A compromised agent cannot make the server sign megabyte tokens.
+    let oversized = svids
+        .new_jwtsvid(svid::NewJwtsvidRequest {
+            entry_id: web.clone(),
+            audience: vec!["a".repeat(1 << 20)],
+        })
+        .await
+        .expect_err("a 1 MiB audience");
+    assert_eq!(oversized.code(), tonic::Code::InvalidArgument);
+    assert!(
+        oversized
+            .message()
+            .contains("audience[0]: 1048576 bytes, at most 4096"),
+        "{oversized}"
+    );
+    let too_many = svids
+        .new_jwtsvid(svid::NewJwtsvidRequest {
+            entry_id: web.clone(),
+            audience: vec!["db".into(); 33],
+        })
+        .await
+        .expect_err("33 audiences");
+    assert_eq!(too_many.code(), tonic::Code::InvalidArgument);
+    assert!(too_many.message().contains("33 audiences"), "{too_many}");
     let no_audience = svids
         .new_jwtsvid(svid::NewJwtsvidRequest {
             entry_id: web,

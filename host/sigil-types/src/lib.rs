@@ -6,6 +6,7 @@
 //! times are passed in as Unix seconds by the caller.
 
 mod agent;
+mod audience;
 mod bundle;
 mod entry;
 mod federation;
@@ -15,6 +16,9 @@ mod spiffe_id;
 mod svid;
 
 pub use agent::{AttestedAgent, JoinToken};
+pub use audience::{
+    AudienceError, MAX_AUDIENCE_BYTES, MAX_AUDIENCE_TOTAL_BYTES, MAX_AUDIENCES, check_audience,
+};
 pub use bundle::{Bundle, BundleError, JwtAuthority, X509Authority};
 pub use entry::{EntryError, EntryId, RawEntry, RegistrationEntry};
 pub use federation::{BundleEndpointProfile, FederationRelationship};

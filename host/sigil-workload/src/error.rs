@@ -45,6 +45,9 @@ pub(crate) enum ApiError {
     /// A required request field is empty; the text names it as SPIRE does.
     #[error("{0} must be specified")]
     Missing(&'static str),
+    /// A JWT-SVID audience over sigil's limits (count, bytes per audience, bytes in total).
+    #[error(transparent)]
+    Audience(#[from] sigil_types::AudienceError),
     /// A request's SPIFFE ID does not parse.
     #[error("invalid SPIFFE ID {value:?}: {reason}")]
     InvalidSpiffeId {
@@ -116,6 +119,7 @@ impl From<ApiError> for Status {
         let code = match &error {
             ApiError::MissingSecurityHeader
             | ApiError::Missing(_)
+            | ApiError::Audience(_)
             | ApiError::InvalidSpiffeId { .. }
             | ApiError::InvalidJwt(_)
             | ApiError::UnknownResources(_) => Code::InvalidArgument,

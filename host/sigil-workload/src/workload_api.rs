@@ -101,6 +101,7 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
         if fields.audience.is_empty() {
             return Err(ApiError::Missing("audience").into());
         }
+        sigil_types::check_audience(&fields.audience).map_err(ApiError::from)?;
         let spiffe_id = match fields.spiffe_id.as_str() {
             "" => None,
             text => Some(

@@ -7,7 +7,8 @@
 //!   (PermissionDenied "no identity issued" / "caller not configured as an authorized
 //!   delegate"). Streams check again on every change, so a delegate whose entry goes away
 //!   loses its streams. No `workload.spiffe.io` header is asked for: SPIRE's admin socket
-//!   does not ask for one. `FetchJWTSVIDs` checks the audience before the caller.
+//!   does not ask for one. `FetchJWTSVIDs` checks the audience (present, and within sigil's
+//!   limits, [`sigil_types::check_audience`]) before the caller.
 //! - The target workload is given by selectors or by PID, never both; a PID is attested
 //!   with the agent's workload attestors (refused when the PID was reused during
 //!   attestation; the delegate must not keep a stream open past the process's life).
@@ -126,6 +127,7 @@ impl DelegatedIdentity for Delegated {
         if fields.audience.is_empty() {
             return Err(DelegatedError::Missing("audience").into());
         }
+        sigil_types::check_audience(&fields.audience).map_err(DelegatedError::from)?;
         self.authorize(&request).await?;
         let target = self.target(&fields.selectors, fields.pid).await?;
         Ok(Response::new(
@@ -142,6 +144,7 @@ impl DelegatedIdentity for Delegated {
         if fields.audience.is_empty() {
             return Err(DelegatedError::Missing("audience").into());
         }
+        sigil_types::check_audience(&fields.audience).map_err(DelegatedError::from)?;
         self.authorize(&request).await?;
         let target = self.target_pid(fields.pid).await?;
         Ok(Response::new(
@@ -228,7 +231,14 @@ impl Delegated {
         caller: Authorized,
         target: BTreeSet<Selector>,
     ) -> ResponseStream<SubscribeToX509sviDsResponse> {
-        self.push_on_change(caller, move |snapshot| Ok(x509_svids(snapshot, &target)))
+        // The target's entries keep (and get) their SVIDs while the stream is open.
+        let subscription = self
+            .workloads
+            .x509_subscription(&target, &caller.snapshots.borrow());
+        self.push_on_change(caller, move |snapshot| {
+            let _open = &subscription;
+            Ok(x509_svids(snapshot, &target))
+        })
     }
 
     /// JWT-SVIDs for `audience`, one per SPIFFE ID of the workload with `target` selectors,

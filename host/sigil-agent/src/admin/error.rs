@@ -27,6 +27,9 @@ pub(crate) enum DelegatedError {
     /// A required field is empty; the text names it as SPIRE does.
     #[error("{0} must be specified")]
     Missing(&'static str),
+    /// A JWT-SVID audience over sigil's limits (count, bytes per audience, bytes in total).
+    #[error(transparent)]
+    Audience(#[from] sigil_types::AudienceError),
     /// Neither or both of selectors and PID (SPIRE's text).
     #[error("must provide either selectors or non-zero PID, but not both")]
     SelectorsOrPid,
@@ -92,6 +95,7 @@ impl From<DelegatedError> for Status {
             | DelegatedError::NoIdentityIssued
             | DelegatedError::NotAuthorized => Code::PermissionDenied,
             DelegatedError::Missing(_)
+            | DelegatedError::Audience(_)
             | DelegatedError::SelectorsOrPid
             | DelegatedError::InvalidPid(_)
             | DelegatedError::InvalidSelector { .. } => Code::InvalidArgument,

@@ -385,6 +385,32 @@ fn agent_value_errors() {
 }
 
 #[test]
+fn a_negative_or_non_numeric_svid_cache_size_is_refused_with_its_key() {
+    for key in ["x509_svid_cache_max_size", "jwt_svid_cache_max_size"] {
+        let err = agent_error(&agent_with(
+            "  trust_domain",
+            &format!("  {key} = -1\n  trust_domain"),
+        ));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "agent.conf:4: agent.{key}: -1 is negative; a cache size is a number of SVIDs \
+                 (0 means the default, 1000)"
+            )
+        );
+        assert_eq!(err.key(), Some(format!("agent.{key}").as_str()));
+        let err = agent_error(&agent_with(
+            "  trust_domain",
+            &format!("  {key} = \"many\"\n  trust_domain"),
+        ));
+        assert_eq!(
+            err.to_string(),
+            format!("agent.conf:4: agent.{key}: expected a number of SVIDs, found a string")
+        );
+    }
+}
+
+#[test]
 fn syntax_and_structure_errors() {
     let err = server_error(&server_with("ca_ttl = \"24h\"", "ca_ttl = \"24h"));
     assert!(matches!(err, ConfigError::Syntax { line: 4, .. }), "{err}");

@@ -67,6 +67,8 @@ impl api::svid_server::Svid for SvidPeerApi {
                 "at least one audience is required",
             ));
         }
+        sigil_types::check_audience(&request.audience)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let entry = authorized(&self.0, &agent_id, &request.entry_id)?;
         let ttl = (entry.jwt_svid_ttl > 0)
             .then(|| std::time::Duration::from_secs(u64::from(entry.jwt_svid_ttl)));

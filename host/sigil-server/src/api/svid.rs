@@ -68,6 +68,8 @@ impl api::svid_server::Svid for SvidAdminApi {
                 "at least one audience is required",
             ));
         }
+        sigil_types::check_audience(&request.audience)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let svid = self
             .0
             .ca

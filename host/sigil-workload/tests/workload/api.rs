@@ -550,3 +550,42 @@ async fn a_repeated_hint_is_served_once() {
     let hints: Vec<&str> = jwts.svids.iter().map(|s| s.hint.as_str()).collect();
     assert_eq!(hints, ["internal", "hint-c"]);
 }
+
+#[tokio::test]
+async fn an_audience_over_the_limits_is_invalid_argument_before_attestation() {
+    let world = World::new();
+    let socket = Socket::start(world.identities(), WorkloadConfig::default()).await;
+    let mut client = socket.workload_client().await;
+    let fetch = |audience: Vec<String>| {
+        with_header(JwtsvidRequest {
+            audience,
+            spiffe_id: String::new(),
+        })
+    };
+
+    let one_mib = "a".repeat(1 << 20);
+    assert_status(
+        client.fetch_jwtsvid(fetch(vec![one_mib])).await,
+        Code::InvalidArgument,
+        "audience[0]: 1048576 bytes, at most 4096 bytes per audience",
+    );
+    assert_status(
+        client.fetch_jwtsvid(fetch(vec!["svc".into(); 33])).await,
+        Code::InvalidArgument,
+        "33 audiences given, at most 32",
+    );
+    assert_status(
+        client.fetch_jwtsvid(fetch(vec!["b".repeat(3000); 3])).await,
+        Code::InvalidArgument,
+        "9000 bytes in total, at most 8192",
+    );
+    assert!(socket.identities.callers().is_empty());
+
+    // At the limits: served.
+    let fetched = client
+        .fetch_jwtsvid(fetch(vec!["c".repeat(4096), "d".repeat(4096)]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched.svids.len(), 2);
+}
