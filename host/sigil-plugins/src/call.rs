@@ -1,14 +1,19 @@
-//! One call into a plugin: a fresh `Store` with the call's limits, and the mapping of
-//! whatever stopped the call to the error a user can act on.
+//! One call into a plugin: an instance slot from the engine's queue, a fresh `Store` with
+//! the call's limits, and the mapping of whatever stopped the call to the error a user can
+//! act on.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use sigil_types::TrustDomain;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{
+    AsContext, AsContextMut, Store, StoreContext, StoreContextMut, Trap, UpdateDeadline,
+};
 
 use crate::bindings::describe;
 use crate::bindings::workload::sigil::plugin::types::PluginError as WitPluginError;
 use crate::capabilities::{Grants, HttpClients};
+use crate::capacity::Slot;
 use crate::engine::{Profile, ProfileEngine};
 use crate::error::PluginError;
 use crate::limits::{Limits, ticks_for};
@@ -29,15 +34,18 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// A fresh store for one call.
-    pub(crate) fn store(&self) -> Result<Store<CallState>, PluginError> {
+    /// A fresh store for one call, once the engine's queue admits it: waits for an instance
+    /// slot, or fails with [`PluginError::Saturated`].
+    pub(crate) fn store(&self) -> Result<CallStore, PluginError> {
+        let slot = self.engine.capacity.acquire(&self.name)?;
         let state = CallState::new(
             self.name.clone(),
             &self.limits,
             self.grants.clone(),
             self.http.clone(),
         );
-        new_store(&self.engine, self.profile, state, &self.limits)
+        let store = new_store(&self.engine, self.profile, state, &self.limits)?;
+        Ok(CallStore { store, _slot: slot })
     }
 
     /// Instantiates `pre` in a fresh store and calls its `configure` once, so a bad
@@ -53,7 +61,8 @@ impl Core {
         .map_err(|error| self.failed(&error))
     }
 
-    /// Instantiation failed: not the plugin's fault (a full pool, say).
+    /// Instantiation failed: not the plugin's fault, and not a full pool either (the
+    /// queue admits no more calls than the pool has instances).
     pub(crate) fn cannot_instantiate(&self, error: &wasmtime::Error) -> PluginError {
         PluginError::Host(format!(
             "plugin {}: cannot instantiate: {error:#}",
@@ -72,6 +81,41 @@ impl Core {
             plugin: self.name.to_string(),
             reason,
         }
+    }
+}
+
+/// The store of one call and the instance slot it holds. Fields drop in order: the store
+/// (and with it the instance, back to the pool) before the slot goes to the next call.
+pub(crate) struct CallStore {
+    store: Store<CallState>,
+    _slot: Slot,
+}
+
+impl Deref for CallStore {
+    type Target = Store<CallState>;
+
+    fn deref(&self) -> &Store<CallState> {
+        &self.store
+    }
+}
+
+impl DerefMut for CallStore {
+    fn deref_mut(&mut self) -> &mut Store<CallState> {
+        &mut self.store
+    }
+}
+
+impl AsContext for CallStore {
+    type Data = CallState;
+
+    fn as_context(&self) -> StoreContext<'_, CallState> {
+        self.store.as_context()
+    }
+}
+
+impl AsContextMut for CallStore {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, CallState> {
+        self.store.as_context_mut()
     }
 }
 
