@@ -4,6 +4,7 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sigil_types::TrustDomain;
 use wasmtime::{
@@ -130,6 +131,10 @@ impl std::fmt::Debug for Core {
     }
 }
 
+/// How long creating an instance (the host's allocation and the component's start
+/// functions) may take, measured like the CPU budget, before it is interrupted.
+const INSTANTIATION_LIMIT: Duration = Duration::from_secs(2);
+
 /// A fresh store: the deny-all WASI context, the memory limiter, and the CPU budget of the
 /// engine's profile (epoch deadline or fuel).
 fn new_store(
@@ -147,13 +152,19 @@ fn new_store(
             let budget = limits.cpu;
             store.set_epoch_deadline(limits.epoch_ticks());
             store.epoch_deadline_callback(move |context| {
-                let used = context.data().cpu_used();
-                match budget.checked_sub(used) {
+                let state = context.data();
+                let limit = if state.in_call {
+                    budget
+                } else {
+                    budget.max(INSTANTIATION_LIMIT)
+                };
+                match limit.checked_sub(state.cpu_used()) {
                     Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(ticks_for(left))),
                     _ => Err(wasmtime::Error::from(Trap::Interrupt)),
                 }
             });
             store.data_mut().cpu_budget = Some(budget);
+            store.data_mut().track_run_delay();
         }
         Profile::Pure => {
             store
@@ -164,15 +175,19 @@ fn new_store(
     Ok(store)
 }
 
-/// Run `call` on `store`, flush what the plugin printed to the log, and turn a failure into
-/// the error of the limit it hit, or a trap carrying the plugin's name and its last words
-/// on stderr.
+/// Run `call` on `store` (the CPU budget starts here), flush what the plugin printed to the
+/// log, and turn a failure into the error of the limit it hit, or a trap carrying the
+/// plugin's name and its last words on stderr.
 pub(crate) fn run<R>(
     store: &mut Store<CallState>,
     core: &Core,
     call: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
 ) -> Result<R, PluginError> {
     let (profile, limits) = (core.profile, &core.limits);
+    store.data_mut().start_budget();
+    if profile == Profile::Io {
+        store.set_epoch_deadline(limits.epoch_ticks());
+    }
     let result = call(store);
     let stderr = store.data().flush_output();
     let error = match result {

@@ -13,7 +13,9 @@ pub struct Limits {
     /// Wall-clock budget of one call of an I/O-capable plugin (attestors), checked by epoch
     /// interruption every [`EPOCH_TICK`]: a call is stopped once it has run for `cpu`
     /// (give or take one tick), not counting the time the host spent on I/O for it inside
-    /// capability calls (files, network, publish targets), which `io_timeout` bounds.
+    /// capability calls (files, network, publish targets), which `io_timeout` bounds, nor
+    /// the time its thread waited for a CPU (`/proc/thread-self/schedstat`, where the
+    /// kernel reports it), so a loaded machine does not turn into budget failures.
     pub cpu: Duration,
     /// Longest one I/O-doing host call (an HTTP request, a file write) may take.
     pub io_timeout: Duration,
