@@ -162,17 +162,25 @@ impl Workloads {
         let attestors = self.attestors.clone();
         let roots = self.roots.clone();
         let attested = tokio::task::spawn_blocking(move || {
-            let before = start_time(&roots, pid)?;
-            let facts = ProcessFacts::resolve_in(&roots, pid).map_err(|e| e.to_string())?;
+            let before = start_time(&roots, pid).map_err(Failure::Refused)?;
+            let facts = ProcessFacts::resolve_in(&roots, pid)
+                .map_err(|e| Failure::Refused(e.to_string()))?;
             let mut selectors = BTreeSet::new();
             for attestor in &attestors {
-                let found = attestor
-                    .attest_process(facts.clone())
-                    .map_err(|e| format!("{}: {e}", attestor.name()))?;
+                let found = attestor.attest_process(facts.clone()).map_err(|e| {
+                    let reason = format!("{}: {e}", attestor.name());
+                    if e.is_saturated() {
+                        Failure::Saturated(reason)
+                    } else {
+                        Failure::Refused(reason)
+                    }
+                })?;
                 selectors.extend(found);
             }
-            if start_time(&roots, pid)? != before {
-                return Err("the process exited or its PID was reused".to_owned());
+            if start_time(&roots, pid).map_err(Failure::Refused)? != before {
+                return Err(Failure::Refused(
+                    "the process exited or its PID was reused".to_owned(),
+                ));
             }
             Ok(selectors)
         })
@@ -183,7 +191,15 @@ impl Workloads {
                 tracing::debug!(pid, count = selectors.len(), "workload attested");
                 Ok(Workload { selectors })
             }
-            Err(reason) => {
+            // Not the caller's fault and not final: the plugin host reports saturation in
+            // the log itself, at most every few seconds.
+            Err(Failure::Saturated(reason)) => {
+                tracing::debug!(pid, %reason, "workload attestation saturated");
+                Err(IdentityError::Unavailable(
+                    "workload attestation is busy; retry later".into(),
+                ))
+            }
+            Err(Failure::Refused(reason)) => {
                 tracing::warn!(pid, %reason, "workload attestation failed");
                 Err(IdentityError::Denied("workload attestation failed".into()))
             }
@@ -246,6 +262,14 @@ impl Workloads {
             .insert(key, svid.clone());
         Ok(svid)
     }
+}
+
+/// Why attesting a PID failed.
+enum Failure {
+    /// A workload attestor had no capacity: the same call may succeed shortly.
+    Saturated(String),
+    /// The process could not be attested.
+    Refused(String),
 }
 
 /// Entries (in entry-ID order) whose selectors are all among `selectors`.
