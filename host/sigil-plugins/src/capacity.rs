@@ -189,11 +189,11 @@ mod tests {
     use super::*;
 
     fn capacity(slots: u32, queued: u32, wait: Duration) -> Arc<Capacity> {
-        let mut host = HostConfig::default();
-        host.max_concurrent_calls = slots;
-        host.max_queued_calls = queued;
-        host.queue_wait = wait;
-        Capacity::new(&host)
+        Capacity::new(
+            &HostConfig::default()
+                .with_max_concurrent_calls(slots)
+                .with_queue(queued, wait),
+        )
     }
 
     #[test]

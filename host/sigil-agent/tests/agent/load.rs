@@ -120,6 +120,10 @@ async fn attestation_is_retried_until_the_server_is_up_but_a_used_token_is_not()
 }
 
 /// `agent.conf` in `dir` for a server at `port`, bootstrapping from `dir/bootstrap.pem`.
+#[expect(
+    clippy::expect_used,
+    reason = "test helper: a failed setup step must fail the test"
+)]
 fn write_conf(dir: &Path, port: u16) -> std::path::PathBuf {
     let conf = dir.join("agent.conf");
     let bundle = format!(
