@@ -1,5 +1,7 @@
-//! Node attestation (`AttestAgent`, with the node attestor plugin's challenge rounds) and
-//! agent SVID renewal (`RenewAgent`).
+//! Node attestation (`AttestAgent`, with the node attestor plugin's challenge rounds; at
+//! start retried with backoff by [`attest_retrying`]) and agent SVID renewal (`RenewAgent`).
+
+mod retry;
 
 use sigil_config::KeyType;
 use sigil_plugins::NodeAttestorAgent;
@@ -13,6 +15,8 @@ use crate::client::ServerClient;
 use crate::error::AgentError;
 use crate::keys;
 use crate::storage::AgentSvid;
+
+pub(crate) use retry::attest_retrying;
 
 /// Most challenge rounds the agent answers (the server stops at 8 too).
 const MAX_ROUNDS: usize = 8;

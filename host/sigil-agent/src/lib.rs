@@ -2,8 +2,9 @@
 //! entries it may serve and their X509-SVIDs in sync with the server, and serves workloads
 //! on the workload socket after attesting them.
 //!
-//! [`run`] is the daemon: it loads the plugins, attests (or reuses the SVID stored in
-//! `data_dir`, see [`storage`] for the files), starts the sync loop (`sync`) and serves the
+//! [`run`] is the daemon: it loads the plugins, attests (retrying with backoff while the
+//! server is unreachable or busy; or reuses the SVID stored in `data_dir`, see [`storage`]
+//! for the files), starts the sync loop (`sync`) and serves the
 //! SPIFFE Workload API and Envoy SDS through [`sigil_workload::serve`] with [`Workloads`] as
 //! the identity source. With `admin_socket_path` set it also serves SPIRE's Delegated
 //! Identity API on the admin socket (`admin`).
@@ -126,7 +127,7 @@ pub async fn run(
                 }
             };
             let attestor = node_attestor(&plugins, &config, &options)?;
-            let svid = attest::attest(&client, &attestor).await?;
+            let svid = attest::attest_retrying(&client, &attestor).await?;
             if insecure {
                 // Still on the first connection: from here on, the bundle is the trust.
                 let bundle = sync::fetch_bundle(&client, &config.trust_domain).await?;

@@ -192,33 +192,41 @@ impl Workloads {
         let roots = self.roots.clone();
         let attested = tokio::task::spawn_blocking(move || {
             let verify = || {
-                caller
-                    .as_ref()
-                    .map_or(Ok(()), |c| c.verify().map_err(|e| e.to_string()))
+                caller.as_ref().map_or(Ok(()), |c| {
+                    c.verify().map_err(|e| Failure::Refused(e.to_string()))
+                })
             };
             verify()?;
-            let before = start_time(&roots, pid)?;
-            let facts = ProcessFacts::resolve_in(&roots, pid).map_err(|e| e.to_string())?;
+            let before = start_time(&roots, pid).map_err(Failure::Refused)?;
+            let facts = ProcessFacts::resolve_in(&roots, pid)
+                .map_err(|e| Failure::Refused(e.to_string()))?;
             if let Some(caller) = &caller
                 && (facts.uid() != caller.uid || facts.gid() != caller.gid)
             {
-                return Err(format!(
+                return Err(Failure::Refused(format!(
                     "the process runs as uid {}/gid {}, not the uid {}/gid {} it connected with",
                     facts.uid(),
                     facts.gid(),
                     caller.uid,
                     caller.gid
-                ));
+                )));
             }
             let mut selectors = BTreeSet::new();
             for attestor in &attestors {
-                let found = attestor
-                    .attest_process(facts.clone())
-                    .map_err(|e| format!("{}: {e}", attestor.name()))?;
+                let found = attestor.attest_process(facts.clone()).map_err(|e| {
+                    let reason = format!("{}: {e}", attestor.name());
+                    if e.is_saturated() {
+                        Failure::Saturated(reason)
+                    } else {
+                        Failure::Refused(reason)
+                    }
+                })?;
                 selectors.extend(found);
             }
-            if start_time(&roots, pid)? != before {
-                return Err("the process exited or its PID was reused".to_owned());
+            if start_time(&roots, pid).map_err(Failure::Refused)? != before {
+                return Err(Failure::Refused(
+                    "the process exited or its PID was reused".to_owned(),
+                ));
             }
             verify()?;
             Ok(selectors)
@@ -230,7 +238,15 @@ impl Workloads {
                 tracing::debug!(pid, count = selectors.len(), "workload attested");
                 Ok(Workload { selectors })
             }
-            Err(reason) => {
+            // Not the caller's fault and not final: the plugin host reports saturation in
+            // the log itself, at most every few seconds.
+            Err(Failure::Saturated(reason)) => {
+                tracing::debug!(pid, %reason, "workload attestation saturated");
+                Err(IdentityError::Unavailable(
+                    "workload attestation is busy; retry later".into(),
+                ))
+            }
+            Err(Failure::Refused(reason)) => {
                 tracing::warn!(pid, %reason, "workload attestation failed");
                 Err(IdentityError::Denied("workload attestation failed".into()))
             }
@@ -312,6 +328,14 @@ impl Workloads {
             hint: entry.hint.clone(),
         })
     }
+}
+
+/// Why attesting a PID failed.
+enum Failure {
+    /// A workload attestor had no capacity: the same call may succeed shortly.
+    Saturated(String),
+    /// The process could not be attested.
+    Refused(String),
 }
 
 /// Entries (in entry-ID order) whose selectors are all among `selectors`.

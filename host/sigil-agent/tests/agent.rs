@@ -9,6 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 mod common;
+#[path = "agent/load.rs"]
+mod load;
 
 use common::{
     AGENT, Agent, BundleSite, JoinTokenSetup, Server, WAIT, X509popAgent, agent_conf, fetch_x509,

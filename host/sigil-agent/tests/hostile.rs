@@ -12,6 +12,11 @@
 //! Needs root (to run as uid 65534, to make a setuid-root binary and to steer PID allocation);
 //! CI runs as root, and the test fails, never skips, elsewhere.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions: a failed setup step must fail the test"
+)]
+
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -1,14 +1,20 @@
-//! One call into a plugin: a fresh `Store` with the call's limits, and the mapping of
-//! whatever stopped the call to the error a user can act on.
+//! One call into a plugin: an instance slot from the engine's queue, a fresh `Store` with
+//! the call's limits, and the mapping of whatever stopped the call to the error a user can
+//! act on.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sigil_types::TrustDomain;
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{
+    AsContext, AsContextMut, Store, StoreContext, StoreContextMut, Trap, UpdateDeadline,
+};
 
 use crate::bindings::describe;
 use crate::bindings::workload::sigil::plugin::types::PluginError as WitPluginError;
 use crate::capabilities::{Grants, HttpClients};
+use crate::capacity::Slot;
 use crate::engine::{Profile, ProfileEngine};
 use crate::error::PluginError;
 use crate::limits::{Limits, ticks_for};
@@ -29,15 +35,18 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// A fresh store for one call.
-    pub(crate) fn store(&self) -> Result<Store<CallState>, PluginError> {
+    /// A fresh store for one call, once the engine's queue admits it: waits for an instance
+    /// slot, or fails with [`PluginError::Saturated`].
+    pub(crate) fn store(&self) -> Result<CallStore, PluginError> {
+        let slot = self.engine.capacity.acquire(&self.name)?;
         let state = CallState::new(
             self.name.clone(),
             &self.limits,
             self.grants.clone(),
             self.http.clone(),
         );
-        new_store(&self.engine, self.profile, state, &self.limits)
+        let store = new_store(&self.engine, self.profile, state, &self.limits)?;
+        Ok(CallStore { store, _slot: slot })
     }
 
     /// Instantiates `pre` in a fresh store and calls its `configure` once, so a bad
@@ -53,7 +62,8 @@ impl Core {
         .map_err(|error| self.failed(&error))
     }
 
-    /// Instantiation failed: not the plugin's fault (a full pool, say).
+    /// Instantiation failed: not the plugin's fault, and not a full pool either (the
+    /// queue admits no more calls than the pool has instances).
     pub(crate) fn cannot_instantiate(&self, error: &wasmtime::Error) -> PluginError {
         PluginError::Host(format!(
             "plugin {}: cannot instantiate: {error:#}",
@@ -75,6 +85,41 @@ impl Core {
     }
 }
 
+/// The store of one call and the instance slot it holds. Fields drop in order: the store
+/// (and with it the instance, back to the pool) before the slot goes to the next call.
+pub(crate) struct CallStore {
+    store: Store<CallState>,
+    _slot: Slot,
+}
+
+impl Deref for CallStore {
+    type Target = Store<CallState>;
+
+    fn deref(&self) -> &Store<CallState> {
+        &self.store
+    }
+}
+
+impl DerefMut for CallStore {
+    fn deref_mut(&mut self) -> &mut Store<CallState> {
+        &mut self.store
+    }
+}
+
+impl AsContext for CallStore {
+    type Data = CallState;
+
+    fn as_context(&self) -> StoreContext<'_, CallState> {
+        self.store.as_context()
+    }
+}
+
+impl AsContextMut for CallStore {
+    fn as_context_mut(&mut self) -> StoreContextMut<'_, CallState> {
+        self.store.as_context_mut()
+    }
+}
+
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Plugin")
@@ -85,6 +130,10 @@ impl std::fmt::Debug for Core {
             .finish_non_exhaustive()
     }
 }
+
+/// How long creating an instance (the host's allocation and the component's start
+/// functions) may take, measured like the CPU budget, before it is interrupted.
+const INSTANTIATION_LIMIT: Duration = Duration::from_secs(2);
 
 /// A fresh store: the deny-all WASI context, the memory limiter, and the CPU budget of the
 /// engine's profile (epoch deadline or fuel).
@@ -103,13 +152,19 @@ fn new_store(
             let budget = limits.cpu;
             store.set_epoch_deadline(limits.epoch_ticks());
             store.epoch_deadline_callback(move |context| {
-                let used = context.data().cpu_used();
-                match budget.checked_sub(used) {
+                let state = context.data();
+                let limit = if state.in_call {
+                    budget
+                } else {
+                    budget.max(INSTANTIATION_LIMIT)
+                };
+                match limit.checked_sub(state.cpu_used()) {
                     Some(left) if !left.is_zero() => Ok(UpdateDeadline::Continue(ticks_for(left))),
                     _ => Err(wasmtime::Error::from(Trap::Interrupt)),
                 }
             });
             store.data_mut().cpu_budget = Some(budget);
+            store.data_mut().track_run_delay();
         }
         Profile::Pure => {
             store
@@ -120,15 +175,19 @@ fn new_store(
     Ok(store)
 }
 
-/// Run `call` on `store`, flush what the plugin printed to the log, and turn a failure into
-/// the error of the limit it hit, or a trap carrying the plugin's name and its last words
-/// on stderr.
+/// Run `call` on `store` (the CPU budget starts here), flush what the plugin printed to the
+/// log, and turn a failure into the error of the limit it hit, or a trap carrying the
+/// plugin's name and its last words on stderr.
 pub(crate) fn run<R>(
     store: &mut Store<CallState>,
     core: &Core,
     call: impl FnOnce(&mut Store<CallState>) -> wasmtime::Result<R>,
 ) -> Result<R, PluginError> {
     let (profile, limits) = (core.profile, &core.limits);
+    store.data_mut().start_budget();
+    if profile == Profile::Io {
+        store.set_epoch_deadline(limits.epoch_ticks());
+    }
     let result = call(store);
     let stderr = store.data().flush_output();
     let error = match result {

@@ -1,11 +1,14 @@
 //! One wasmtime `Engine` per profile: I/O-capable plugins run with epoch interruption,
 //! pure renderers with fuel. Each engine uses the pooling allocator when the address-space
-//! probe (building the pool) passes, and allocates on demand otherwise.
+//! probe (building the pool) passes, and allocates on demand otherwise. Either way its
+//! [`Capacity`] admits at most as many calls at once as the pool has instances.
 
+use std::sync::Arc;
 use std::thread;
 
 use wasmtime::{Config, Engine, EngineWeak, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::capacity::Capacity;
 use crate::error::PluginError;
 use crate::limits::{EPOCH_TICK, HostConfig};
 
@@ -18,12 +21,13 @@ pub(crate) enum Profile {
     Pure,
 }
 
-/// An engine and how its instances are allocated.
+/// An engine, how its instances are allocated, and the queue of calls for them.
 #[derive(Clone)]
 pub(crate) struct ProfileEngine {
     pub(crate) engine: Engine,
     pub(crate) profile: Profile,
     pub(crate) pooling: bool,
+    pub(crate) capacity: Arc<Capacity>,
 }
 
 impl ProfileEngine {
@@ -32,7 +36,7 @@ impl ProfileEngine {
             let mut config = base_config(profile);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(host)));
             match Engine::new(&config) {
-                Ok(engine) => return Self::started(profile, engine, true),
+                Ok(engine) => return Self::started(profile, engine, true, host),
                 Err(error) => tracing::warn!(
                     ?profile,
                     error = %error,
@@ -42,10 +46,15 @@ impl ProfileEngine {
         }
         let engine =
             Engine::new(&base_config(profile)).map_err(|e| PluginError::Host(e.to_string()))?;
-        Self::started(profile, engine, false)
+        Self::started(profile, engine, false, host)
     }
 
-    fn started(profile: Profile, engine: Engine, pooling: bool) -> Result<Self, PluginError> {
+    fn started(
+        profile: Profile,
+        engine: Engine,
+        pooling: bool,
+        host: &HostConfig,
+    ) -> Result<Self, PluginError> {
         if profile == Profile::Io {
             // Without the ticker no epoch deadline ever passes: calls would run unbounded.
             start_epoch_ticker(engine.weak())
@@ -55,6 +64,7 @@ impl ProfileEngine {
             engine,
             profile,
             pooling,
+            capacity: Capacity::new(host),
         })
     }
 }
@@ -86,7 +96,7 @@ fn base_config(profile: Profile) -> Config {
 const KEEP_RESIDENT: usize = 256 << 10;
 const TABLE_KEEP_RESIDENT: usize = 64 << 10;
 
-/// The pool: one slot per concurrent call, each with room for the components a Rust
+/// The pool: one slot per concurrent call ([`Capacity`] admits no more), each with room for the components a Rust
 /// `wasm32-wasip2` toolchain produces (a few core instances, memories and tables).
 fn pool(host: &HostConfig) -> PoolingAllocationConfig {
     let calls = host.max_concurrent_calls.max(1);

@@ -140,8 +140,44 @@ pub enum PluginError {
         /// What is wrong with it.
         source: sigil_types::BundleError,
     },
+    /// Every instance slot of the engine stayed busy: the call was not run. Neither the
+    /// plugin's fault nor the caller's; the same call may succeed later.
+    #[error("plugin {plugin}: not run, {cause}")]
+    Saturated {
+        /// The configured plugin name.
+        plugin: String,
+        /// Whether the queue was full or the wait ran out.
+        cause: Saturation,
+    },
     /// wasmtime refused the engine configuration or an instantiation for a reason that is
     /// not the plugin's fault.
     #[error("plugin host: {0}")]
     Host(String),
+}
+
+impl PluginError {
+    /// Whether the call was refused for want of capacity ([`PluginError::Saturated`]), so
+    /// that retrying it later may succeed.
+    pub fn is_saturated(&self) -> bool {
+        matches!(self, PluginError::Saturated { .. })
+    }
+}
+
+/// Why a call found no instance slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Saturation {
+    /// [`HostConfig::max_queued_calls`](crate::HostConfig::max_queued_calls) calls were
+    /// already waiting.
+    #[error("{queued} calls are already waiting for an instance slot")]
+    QueueFull {
+        /// The calls waiting.
+        queued: usize,
+    },
+    /// No slot came free within [`HostConfig::queue_wait`](crate::HostConfig::queue_wait).
+    #[error("no instance slot came free within {} ms", waited.as_millis())]
+    Deadline {
+        /// How long the call waited.
+        waited: std::time::Duration,
+    },
 }

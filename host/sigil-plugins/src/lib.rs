@@ -9,6 +9,9 @@
 //! - one engine per profile: plugins that call the host (attestors, publishers) with epoch
 //!   interruption, renderers (pure) with fuel; the pooling allocator when the address-space
 //!   probe passes, on-demand allocation otherwise;
+//! - at most [`HostConfig::max_concurrent_calls`] calls at once per engine; the calls beyond
+//!   wait in a bounded queue with a deadline and are refused with
+//!   [`PluginError::Saturated`] when it is full or the wait runs out (never a trap);
 //! - one linker per world, one `InstancePre` per component digest, a fresh `Store` per call,
 //!   so a trapped instance is never reused;
 //! - [`Limits`] per call (CPU, memory, output), each with its own [`PluginError`];
@@ -24,6 +27,7 @@ mod bindings;
 mod builtin;
 mod call;
 mod capabilities;
+mod capacity;
 mod engine;
 mod error;
 mod grants;
@@ -39,7 +43,7 @@ mod state;
 mod workload;
 
 pub use capabilities::{Grants, JoinTokenRedeemer, KubeletAccess, KubernetesAccess, RedeemError};
-pub use error::PluginError;
+pub use error::{PluginError, Saturation};
 pub use host::PluginHost;
 pub use limits::{EPOCH_TICK, HostConfig, Limits};
 pub use node::{AttestationStep, AttestedNode, NodeAttestorAgent, NodeAttestorServer};

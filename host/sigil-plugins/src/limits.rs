@@ -13,7 +13,9 @@ pub struct Limits {
     /// Wall-clock budget of one call of an I/O-capable plugin (attestors), checked by epoch
     /// interruption every [`EPOCH_TICK`]: a call is stopped once it has run for `cpu`
     /// (give or take one tick), not counting the time the host spent on I/O for it inside
-    /// capability calls (files, network, publish targets), which `io_timeout` bounds.
+    /// capability calls (files, network, publish targets), which `io_timeout` bounds, nor
+    /// the time its thread waited for a CPU (`/proc/thread-self/schedstat`, where the
+    /// kernel reports it), so a loaded machine does not turn into budget failures.
     pub cpu: Duration,
     /// Longest one I/O-doing host call (an HTTP request, a file write) may take.
     pub io_timeout: Duration,
@@ -116,9 +118,16 @@ pub(crate) fn ticks_for(budget: Duration) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HostConfig {
-    /// Instances that may exist at once per engine when the pooling allocator is used;
-    /// a call beyond that fails instead of waiting.
+    /// Calls that may run at once per engine: the pool's instance count with the pooling
+    /// allocator, and the same bound with on-demand allocation. A call beyond that waits
+    /// in the engine's queue.
     pub max_concurrent_calls: u32,
+    /// Most calls that may wait for an instance slot per engine; one more is refused at
+    /// once with [`PluginError::Saturated`](crate::PluginError::Saturated).
+    pub max_queued_calls: u32,
+    /// Longest a call waits for an instance slot before it is refused with
+    /// [`PluginError::Saturated`](crate::PluginError::Saturated).
+    pub queue_wait: Duration,
     /// The largest [`Limits::memory_bytes`] any plugin may be given (the size of a pool
     /// slot).
     pub memory_ceiling: usize,
@@ -134,6 +143,8 @@ impl Default for HostConfig {
     fn default() -> Self {
         HostConfig {
             max_concurrent_calls: 32,
+            max_queued_calls: 1024,
+            queue_wait: Duration::from_secs(5),
             memory_ceiling: 256 << 20,
             pooling: true,
             artifact_cache: None,
@@ -142,6 +153,23 @@ impl Default for HostConfig {
 }
 
 impl HostConfig {
+    /// At most `calls` plugin calls at once per engine (at least one).
+    #[must_use]
+    pub fn with_max_concurrent_calls(mut self, calls: u32) -> Self {
+        self.max_concurrent_calls = calls.max(1);
+        self
+    }
+
+    /// Calls beyond the concurrent ones wait, at most `queued` of them and each at most
+    /// `wait`, before they are refused with
+    /// [`PluginError::Saturated`](crate::PluginError::Saturated).
+    #[must_use]
+    pub fn with_queue(mut self, queued: u32, wait: Duration) -> Self {
+        self.max_queued_calls = queued;
+        self.queue_wait = wait;
+        self
+    }
+
     /// Keep compiled plugins in `dir` between runs.
     #[must_use]
     pub fn with_artifact_cache(mut self, dir: impl Into<PathBuf>) -> Self {

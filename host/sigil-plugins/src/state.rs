@@ -31,10 +31,16 @@ pub(crate) struct CallState {
     pub(crate) max_read_bytes: usize,
     /// Bound of one I/O-doing host call.
     pub(crate) io_timeout: Duration,
-    /// When the call started, and how much of its time the host spent on I/O for it:
-    /// the CPU budget is checked against the difference.
+    /// When the call started, how much of its time the host spent on I/O for it, and how
+    /// long its thread had waited for a CPU when it started (`None` where the kernel does
+    /// not say): the CPU budget is checked against the call's age minus its I/O and minus
+    /// the time it spent runnable but not running, so a loaded machine does not make a
+    /// plugin fail its budget.
     pub(crate) started: Instant,
     pub(crate) io_time: Duration,
+    pub(crate) run_delay_at_start: Option<Duration>,
+    /// Whether the plugin's code has been called: before, the instance is being created.
+    pub(crate) in_call: bool,
     /// What the plugin was granted.
     pub(crate) grants: Arc<Grants>,
     pub(crate) http: HttpClients,
@@ -72,6 +78,8 @@ impl CallState {
             io_timeout: limits.io_timeout,
             started: Instant::now(),
             io_time: Duration::ZERO,
+            run_delay_at_start: None,
+            in_call: false,
             grants,
             http,
             table: ResourceTable::new(),
@@ -94,9 +102,36 @@ impl CallState {
         result
     }
 
-    /// How long the plugin itself has run: the call's age minus its host I/O.
+    /// Starts counting the time the call's thread waits for a CPU (the I/O engine's
+    /// calls; a call runs on the thread that made its store).
+    pub(crate) fn track_run_delay(&mut self) {
+        self.run_delay_at_start = run_delay();
+    }
+
+    /// The instance exists and its code is about to be called: the CPU budget counts from
+    /// here. Creating the instance is the host's work (allocating and resetting its memory,
+    /// which stalls on the kernel when many calls start at once), not the plugin's.
+    pub(crate) fn start_budget(&mut self) {
+        self.in_call = true;
+        self.started = Instant::now();
+        self.io_time = Duration::ZERO;
+        if self.cpu_budget.is_some() {
+            self.track_run_delay();
+        }
+    }
+
+    /// How long the plugin itself has run: the call's age minus its host I/O and minus the
+    /// time its thread waited for a CPU since the call started. Time the thread sleeps still
+    /// counts, so a plugin that waits (on a clock, say) uses its budget as before.
     pub(crate) fn cpu_used(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.io_time)
+        let waited = self
+            .run_delay_at_start
+            .zip(run_delay())
+            .map_or(Duration::ZERO, |(start, now)| now.saturating_sub(start));
+        self.started
+            .elapsed()
+            .saturating_sub(self.io_time)
+            .saturating_sub(waited)
     }
 
     /// When the CPU budget runs out if the plugin does nothing but wait from now on.
@@ -169,6 +204,20 @@ impl ResourceLimiter for MemoryLimiter {
         }
         Ok(true)
     }
+}
+
+/// How long the current thread has waited on a run queue in its life: the second field of
+/// `/proc/thread-self/schedstat` (nanoseconds). `None` where the kernel does not report it.
+fn run_delay() -> Option<Duration> {
+    let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    parse_run_delay(&schedstat)
+}
+
+/// The run-queue wait in a `schedstat` line: on-CPU ns, run-queue ns, time slices.
+pub(crate) fn parse_run_delay(schedstat: &str) -> Option<Duration> {
+    let mut fields = schedstat.split_ascii_whitespace();
+    fields.next()?;
+    fields.next()?.parse().ok().map(Duration::from_nanos)
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.

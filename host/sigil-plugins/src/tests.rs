@@ -7,7 +7,7 @@ use crate::limits::Limits;
 use crate::process::{
     DeadlinePassed, ProcRoots, ProcessFacts, container_id, name_for, parse_start_time, parse_status,
 };
-use crate::state::truncate;
+use crate::state::{parse_run_delay, truncate};
 
 const STATUS: &str = "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\n\
 Uid:\t1000\t1001\t1000\t1000\nGid:\t100\t101\t100\t100\nGroups:\t4 24 27 \n";
@@ -156,4 +156,15 @@ fn hashing_the_executable_gives_up_at_the_deadline() {
     assert_eq!(facts.exe_sha256_until(Some(past)), Err(DeadlinePassed));
     let full = facts.exe_sha256_until(None).expect("no deadline");
     assert_eq!(full.map(|hex| hex.len()), Ok(64));
+}
+
+#[test]
+fn the_run_queue_wait_is_the_second_schedstat_field() {
+    assert_eq!(
+        parse_run_delay("196764587 272200164 92\n"),
+        Some(Duration::from_nanos(272_200_164))
+    );
+    assert_eq!(parse_run_delay("1"), None);
+    assert_eq!(parse_run_delay("1 x 2"), None);
+    assert_eq!(parse_run_delay(""), None);
 }

@@ -14,6 +14,7 @@
 
 pub mod convert;
 mod redact;
+pub mod retry;
 
 /// Generated code for the `spire.*` protobuf packages.
 pub mod spire {

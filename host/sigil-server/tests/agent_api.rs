@@ -1,6 +1,7 @@
 //! The agent-facing API over loopback TLS, in process: join-token attestation, a reused
 //! token, BatchNewX509SVID and NewJWTSVID for authorized and unauthorized entries, a banned
-//! agent, admin and downstream callers, two servers on one PostgreSQL database.
+//! agent, admin and downstream callers, two servers on one PostgreSQL database, and many
+//! attestations at once (`load`).
 
 #![expect(
     clippy::expect_used,
@@ -15,6 +16,8 @@ use tonic::transport::Channel;
 
 mod common;
 mod harness;
+#[path = "agent_api/load.rs"]
+mod load;
 mod renewal;
 
 use common::{attest, channel};

@@ -80,6 +80,9 @@ pub(crate) enum ApiError {
     Internal,
 }
 
+/// The retry hint of an [`IdentityError::Unavailable`] (`grpc-retry-pushback-ms`).
+const RETRY_PUSHBACK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// At most this many characters of a peer's value are echoed back in an error.
 const ECHO_LIMIT: usize = 128;
 /// At most this many unknown SDS names are listed in an error.
@@ -133,6 +136,11 @@ impl From<ApiError> for Status {
             ApiError::Unimplemented => Code::Unimplemented,
             ApiError::NoPeerCredentials | ApiError::Internal => Code::Internal,
         };
-        Status::new(code, error.to_string())
+        let mut status = Status::new(code, error.to_string());
+        // The agent cannot answer yet or is saturated: the same call may succeed shortly.
+        if let ApiError::Identity(IdentityError::Unavailable(_)) = error {
+            sigil_proto::retry::set_retry_pushback(&mut status, RETRY_PUSHBACK);
+        }
+        status
     }
 }

@@ -69,8 +69,9 @@ pub enum IdentityError {
     /// (`PermissionDenied`).
     #[error("{0}")]
     Denied(String),
-    /// The agent cannot answer right now, e.g. it has not synced with the server yet
-    /// (`Unavailable`).
+    /// The agent cannot answer right now, e.g. it has not synced with the server yet, or
+    /// its workload attestors are saturated (`Unavailable`, with a `grpc-retry-pushback-ms`
+    /// retry hint). Never used for a refusal that retrying cannot change.
     #[error("{0}")]
     Unavailable(String),
 }

@@ -4,6 +4,9 @@
 use sigil_workload::IdentityError;
 use tonic::{Code, Status};
 
+/// The retry hint of an Unavailable answer (`grpc-retry-pushback-ms`).
+const RETRY_PUSHBACK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// At most this many characters of a peer's value are echoed back in an error.
 const ECHO_LIMIT: usize = 128;
 
@@ -47,7 +50,8 @@ pub(crate) enum DelegatedError {
     /// The PID the delegate named could not be attested (SPIRE's code and text).
     #[error("workload attestation with PID failed")]
     PidAttestation,
-    /// The agent cannot answer now (no first sync yet, the server cannot mint a JWT-SVID).
+    /// The agent cannot answer now (no first sync yet, the server cannot mint a JWT-SVID,
+    /// workload attestation is saturated); sent with a retry hint.
     #[error("{0}")]
     Unavailable(String),
     /// Serving is stopping; open streams end.
@@ -104,6 +108,12 @@ impl From<DelegatedError> for Status {
             | DelegatedError::PidAttestation
             | DelegatedError::Internal => Code::Internal,
         };
-        Status::new(code, error.to_string())
+        let mut status = Status::new(code, error.to_string());
+        // Not synced yet, the server is unreachable, or workload attestation is saturated:
+        // the same call may succeed shortly.
+        if let DelegatedError::Unavailable(_) = error {
+            sigil_proto::retry::set_retry_pushback(&mut status, RETRY_PUSHBACK);
+        }
+        status
     }
 }

@@ -159,7 +159,7 @@ pub(crate) struct Server {
     pub(crate) socket: PathBuf,
     pub(crate) address: SocketAddr,
     stop_agents: Option<oneshot::Sender<()>>,
-    _server: Arc<sigil_server::Server>,
+    server: Arc<sigil_server::Server>,
 }
 
 impl Server {
@@ -227,7 +227,7 @@ plugins {{
             socket,
             address,
             stop_agents: Some(stop_agents),
-            _server: server,
+            server,
         }
     }
 
@@ -250,6 +250,18 @@ plugins {{
             .strip_prefix("Token: ")
             .expect("token")
             .to_owned()
+    }
+
+    /// Serves the agent API on loopback `port` too, until the test ends.
+    pub(crate) async fn serve_agents_at(&self, port: u16) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind the agent API port");
+        tokio::spawn(sigil_server::serve_agents_on(
+            self.server.clone(),
+            listener,
+            std::future::pending(),
+        ));
     }
 
     /// Stops the agent API (the admin socket stays).

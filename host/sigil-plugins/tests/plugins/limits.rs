@@ -124,21 +124,133 @@ fn on_demand_allocation_works_like_the_pool() {
     assert!(matches!(error, PluginError::MemoryLimit { .. }), "{error}");
 }
 
+/// Calls beyond the pool's instances wait for a slot instead of failing, with the pooling
+/// allocator and with on-demand allocation alike: three 200 ms spinners and twelve good calls
+/// at once on two slots all get their own outcome (the spinners their CPU budget, the good
+/// calls their selectors), and the spinners ran at most two at a time.
 #[test]
-fn pool_exhaustion_is_an_error_not_a_hang() {
-    let mut config = HostConfig::default();
-    config.max_concurrent_calls = 1;
-    let host = PluginHost::new(config).expect("host");
-    if !host.uses_pooling() {
-        return; // the address-space probe failed here: nothing to exhaust
+fn calls_beyond_the_pool_queue_for_a_slot_and_all_complete() {
+    for pooling in [true, false] {
+        let mut config = HostConfig::default().with_max_concurrent_calls(2);
+        config.pooling = pooling;
+        let host = PluginHost::new(config).expect("host");
+        let limits = Limits::default().with_cpu(Duration::from_millis(200));
+        let spin = PluginSpec::bytes("hostile", HOSTILE_ATTESTOR, "spin").with_limits(limits);
+        let spin = host.load_workload_attestor(&td(), &spin).expect("loads");
+        let good = hostile(&host, "good");
+        let (uid, _, _) = own_ids();
+        let start = Arc::new(Barrier::new(15));
+        let started = Instant::now();
+        let calls: Vec<_> = (0..15)
+            .map(|i| {
+                let plugin = if i < 3 { spin.clone() } else { good.clone() };
+                let start = start.clone();
+                thread::spawn(move || {
+                    start.wait();
+                    plugin.attest(std::process::id())
+                })
+            })
+            .collect();
+        for (i, call) in calls.into_iter().enumerate() {
+            let result = call.join().expect("call thread");
+            if i < 3 {
+                let error = result.expect_err("spins");
+                assert!(
+                    matches!(error, PluginError::CpuBudgetExceeded { .. }),
+                    "pooling {pooling}: spinner {i}: {error}"
+                );
+            } else {
+                let selectors = result.unwrap_or_else(|e| panic!("pooling {pooling}: {e}"));
+                assert_eq!(selectors, vec![selector(&format!("hostile:uid:{uid}"))]);
+            }
+        }
+        // Two slots: the third spinner started only when one of the first two stopped.
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= Duration::from_millis(400),
+            "pooling {pooling}: three 200 ms spinners on two slots took only {elapsed:?}"
+        );
     }
-    let spin = hostile(&host, "spin");
+}
+
+/// With one slot held, a call that waits longer than `queue_wait` and a call that finds the
+/// queue full are refused as saturated, a distinct error; the slot serves again afterwards.
+#[test]
+fn a_passed_deadline_or_a_full_queue_is_saturation_not_a_trap() {
+    let config = HostConfig::default()
+        .with_max_concurrent_calls(1)
+        .with_queue(1, Duration::from_millis(300));
+    let host = PluginHost::new(config).expect("host");
+    let limits = Limits::default().with_cpu(Duration::from_secs(3));
+    let spin = PluginSpec::bytes("hostile", HOSTILE_ATTESTOR, "spin").with_limits(limits);
+    let spin = host.load_workload_attestor(&td(), &spin).expect("loads");
     let good = hostile(&host, "good");
     let spinning = thread::spawn(move || spin.attest(std::process::id()));
-    thread::sleep(Duration::from_millis(30));
-    let during = good.attest(std::process::id());
-    assert!(spinning.join().expect("thread").is_err());
-    if let Err(error) = during {
-        assert!(matches!(error, PluginError::Host(_)), "{error}");
-    }
+
+    // Until the spinner holds the slot a good call still gets it; then it waits 300 ms.
+    let probing = Instant::now();
+    let deadline = loop {
+        let called = Instant::now();
+        match good.attest(std::process::id()) {
+            Ok(_) => {
+                assert!(
+                    probing.elapsed() < Duration::from_secs(2),
+                    "never saturated"
+                );
+                thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => break (error, called.elapsed()),
+        }
+    };
+    let (error, waited) = deadline;
+    assert!(
+        matches!(
+            &error,
+            PluginError::Saturated { plugin, cause: Saturation::Deadline { .. } } if plugin == "hostile"
+        ),
+        "{error}"
+    );
+    assert!(error.is_saturated());
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+
+    // Four at once on a queue of one: one waits, the others are turned away at once.
+    let start = Arc::new(Barrier::new(4));
+    let results: Vec<_> = (0..4)
+        .map(|_| {
+            let (good, start) = (good.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                good.attest(std::process::id())
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|call| call.join().expect("call thread"))
+        .collect();
+    let full = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Err(PluginError::Saturated {
+                    cause: Saturation::QueueFull { queued: 1 },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert!(full >= 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_err_and(PluginError::is_saturated)),
+        "{results:?}"
+    );
+
+    let spun = spinning.join().expect("spinner").expect_err("spins");
+    assert!(
+        matches!(spun, PluginError::CpuBudgetExceeded { .. }),
+        "{spun}"
+    );
+    assert!(good.attest(std::process::id()).is_ok());
 }

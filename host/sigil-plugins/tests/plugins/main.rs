@@ -17,12 +17,14 @@ mod renderer;
 mod unix;
 
 use std::str::FromStr;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sigil_plugins::{
     AttestationStep, HostConfig, IdRenderer, Limits, NodeAttestorServer, NodeSpec, ObjectMeta,
-    PluginError, PluginHost, PluginSpec, PodSpec, ProcessFacts, RenderInput, WorkloadAttestor,
+    PluginError, PluginHost, PluginSpec, PodSpec, ProcessFacts, RenderInput, Saturation,
+    WorkloadAttestor,
 };
 use sigil_types::{Selector, SpiffeId, TrustDomain};
 

@@ -26,6 +26,9 @@ const MAX_ROUNDS: usize = 8;
 /// How long the server waits for an agent's answer to a challenge.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The retry hint sent with a refusal for want of plugin capacity.
+const SATURATED_PUSHBACK: Duration = Duration::from_secs(1);
+
 /// The agent service as agents see it on the TCP API.
 pub(crate) struct AgentPeerApi(pub(crate) Arc<Server>);
 
@@ -213,9 +216,17 @@ async fn run_plugin(plugin: &NodeAttestorServer, round: Round) -> Result<Attesta
 }
 
 /// A plugin's refusal as the agent sees it: the plugin's own reasons are for the agent;
-/// host failures are logged and hidden.
+/// a saturated plugin host is Unavailable with a retry hint (the plugin host reports
+/// saturation in the log, at most every few seconds); host failures are logged and hidden.
 fn plugin_status(error: &PluginError) -> Status {
     match error {
+        PluginError::Saturated { .. } => {
+            tracing::debug!(error = %error, "node attestor saturated");
+            sigil_proto::retry::unavailable_retry_after(
+                "the server is busy attesting other agents; retry later",
+                SATURATED_PUSHBACK,
+            )
+        }
         PluginError::Plugin { reason, .. } if reason.starts_with("invalid-argument") => {
             Status::invalid_argument(format!("failed to attest: {reason}"))
         }

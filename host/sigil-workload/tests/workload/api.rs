@@ -183,6 +183,39 @@ async fn a_refused_attestation_is_permission_denied_with_the_agents_reason() {
 }
 
 #[tokio::test]
+async fn an_unavailable_agent_answers_unavailable_with_a_retry_pushback() {
+    let world = World::new();
+    let identities = world.identities().refusing(IdentityError::Unavailable(
+        "workload attestation is busy".into(),
+    ));
+    let socket = Socket::start(identities, WorkloadConfig::default()).await;
+    let mut client = socket.workload_client().await;
+    let status = client
+        .fetch_x509svid(with_header(X509svidRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        sigil_proto::retry::retry_pushback(&status),
+        Some(std::time::Duration::from_secs(1)),
+        "{status:?}"
+    );
+    // A refusal that retrying cannot change carries no hint.
+    let denied = World::new()
+        .identities()
+        .refusing(IdentityError::Denied("no".into()));
+    let socket = Socket::start(denied, WorkloadConfig::default()).await;
+    let status = socket
+        .workload_client()
+        .await
+        .fetch_x509svid(with_header(X509svidRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(sigil_proto::retry::retry_pushback(&status), None);
+}
+
+#[tokio::test]
 async fn fetch_x509_svid_serves_the_svids_and_pushes_on_rotation() {
     let world = World::new();
     let socket = Socket::start(world.identities(), WorkloadConfig::default()).await;
