@@ -10,7 +10,9 @@ impl TryFrom<&wire::Agent> for AttestedAgent {
     type Error = ConvertError;
 
     /// SPIRE's `Agent` carries only the current SVID; a renewal in flight
-    /// (`new_cert_serial_number`) is server-internal and comes back empty.
+    /// (`new_cert_serial_number`) is server-internal and comes back empty. `agent_version`
+    /// (what the agent last reported through PostStatus) has no domain counterpart and is
+    /// dropped.
     fn try_from(a: &wire::Agent) -> Result<Self, Self::Error> {
         Ok(Self {
             spiffe_id: required_spiffe_id("id", a.id.as_ref())?,
@@ -36,6 +38,8 @@ impl From<&AttestedAgent> for wire::Agent {
             selectors: a.selectors.iter().map(Into::into).collect(),
             banned: a.banned,
             can_reattest: a.can_reattest,
+            // sigil's server serves no PostStatus, so no agent ever reported a version.
+            agent_version: String::new(),
         }
     }
 }

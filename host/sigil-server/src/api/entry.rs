@@ -3,6 +3,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use sigil_proto::convert::additional_attributes_unsupported;
 use sigil_proto::spire::api::server::entry::v1 as api;
 use sigil_proto::spire::api::types as wire;
 use sigil_store::{EntryFilter, EntryMask, FederatesWithMatch, MatchMode, SelectorMatch};
@@ -127,7 +128,9 @@ impl api::entry_server::Entry for EntryApi {
             .map_or(EntryMask::ALL, input_mask);
         let mut results = Vec::with_capacity(request.entries.len());
         for wire_entry in &request.entries {
-            let updated = match RegistrationEntry::try_from(wire_entry) {
+            let updated = match additional_attributes_unsupported(wire_entry)
+                .and_then(|()| RegistrationEntry::try_from(wire_entry))
+            {
                 Ok(entry) if !wire_entry.id.is_empty() => match self.check_members(&entry, &mask) {
                     Ok(()) => self
                         .0
@@ -211,7 +214,8 @@ impl EntryApi {
         &self,
         wire_entry: &wire::Entry,
     ) -> Result<RegistrationEntry, (Status, Option<RegistrationEntry>)> {
-        let entry = RegistrationEntry::try_from(wire_entry)
+        let entry = additional_attributes_unsupported(wire_entry)
+            .and_then(|()| RegistrationEntry::try_from(wire_entry))
             .map_err(|e| (Status::invalid_argument(e.to_string()), None))?;
         self.check_members(&entry, &EntryMask::ALL)
             .map_err(|s| (s, None))?;
