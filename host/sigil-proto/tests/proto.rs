@@ -164,6 +164,7 @@ fn agent_round_trips() {
         selectors: vec![sel("x509pop:subject:cn:node-1")],
         banned: true,
         can_reattest: true,
+        agent_version: String::new(),
     };
     let dto = wire::Agent::from(&agent);
     assert_eq!(dto.x509svid_serial_number, "123456789");

@@ -10,9 +10,7 @@ impl TryFrom<&wire::Agent> for AttestedAgent {
     type Error = ConvertError;
 
     /// SPIRE's `Agent` carries only the current SVID; a renewal in flight
-    /// (`new_cert_serial_number`) is server-internal and comes back empty. `agent_version`
-    /// (what the agent last reported through PostStatus) has no domain counterpart and is
-    /// dropped.
+    /// (`new_cert_serial_number`) is server-internal and comes back empty.
     fn try_from(a: &wire::Agent) -> Result<Self, Self::Error> {
         Ok(Self {
             spiffe_id: required_spiffe_id("id", a.id.as_ref())?,
@@ -24,6 +22,7 @@ impl TryFrom<&wire::Agent> for AttestedAgent {
             selectors: selectors("selectors", &a.selectors)?,
             banned: a.banned,
             can_reattest: a.can_reattest,
+            agent_version: a.agent_version.clone(),
         })
     }
 }
@@ -38,8 +37,7 @@ impl From<&AttestedAgent> for wire::Agent {
             selectors: a.selectors.iter().map(Into::into).collect(),
             banned: a.banned,
             can_reattest: a.can_reattest,
-            // sigil's server serves no PostStatus, so no agent ever reported a version.
-            agent_version: String::new(),
+            agent_version: a.agent_version.clone(),
         }
     }
 }
