@@ -18,6 +18,7 @@ const PROTOS: &[&str] = &[
     "spire/api/types/selector.proto",
     "spire/api/types/spiffeid.proto",
     "spire/api/types/status.proto",
+    "spire/api/types/witsvid.proto",
     "spire/api/types/x509svid.proto",
     "spire/api/server/agent/v1/agent.proto",
     "spire/api/server/bundle/v1/bundle.proto",
@@ -38,6 +39,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         // (src/redact.rs) instead of the derived one.
         .skip_debug([
             ".X509SVID",
+            ".WITSVID",
             ".spire.api.agent.delegatedidentity.v1.X509SVIDWithKey",
         ])
         .compile_fds(descriptors)?;

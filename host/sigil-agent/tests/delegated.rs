@@ -17,9 +17,8 @@ use std::time::Duration;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use sigil_proto::spire::api::agent::delegatedidentity::v1::delegated_identity_client::DelegatedIdentityClient;
 use sigil_proto::spire::api::agent::delegatedidentity::v1::{
-    FetchJwtsviDsByPidRequest, FetchJwtsviDsRequest, SubscribeToJwtBundlesRequest,
-    SubscribeToX509BundlesRequest, SubscribeToX509sviDsByPidRequest, SubscribeToX509sviDsRequest,
-    SubscribeToX509sviDsResponse, X509svidWithKey,
+    FetchJwtsviDsRequest, SubscribeToJwtBundlesRequest, SubscribeToX509BundlesRequest,
+    SubscribeToX509sviDsRequest, SubscribeToX509sviDsResponse, X509svidWithKey,
 };
 use sigil_proto::spire::api::types::Selector as WireSelector;
 use sigil_types::{Bundle, TrustDomain};
@@ -159,6 +158,14 @@ fn by_selectors(selectors: Vec<WireSelector>) -> SubscribeToX509sviDsRequest {
     SubscribeToX509sviDsRequest { selectors, pid: 0 }
 }
 
+/// A subscription to this process's own X509-SVIDs, by PID.
+fn by_pid() -> SubscribeToX509sviDsRequest {
+    SubscribeToX509sviDsRequest {
+        selectors: Vec::new(),
+        pid: own_pid(),
+    }
+}
+
 fn own_pid() -> i32 {
     i32::try_from(std::process::id()).expect("pid")
 }
@@ -263,24 +270,15 @@ async fn an_authorized_delegate_gets_other_workloads_identities_and_bundles() {
     assert_ne!(updated_svid.cert_chain, first_svid.cert_chain, "a new SVID");
     check_svid(&updated.x509_svids[0], &roots);
 
-    // By PID, both ways: this process is the delegate.
-    let mut by_pid = client
-        .subscribe_to_x509svi_ds_by_pid(SubscribeToX509sviDsByPidRequest { pid: own_pid() })
+    // By PID: this process is the delegate.
+    let mut own = client
+        .subscribe_to_x509svi_ds(by_pid())
         .await
         .expect("subscribe by PID")
         .into_inner();
-    let mine = next(&mut by_pid, WAIT).await;
+    let mine = next(&mut own, WAIT).await;
     assert_eq!(ids(&mine), [DELEGATE]);
     check_svid(&mine.x509_svids[0], &roots);
-    let mut pid_field = client
-        .subscribe_to_x509svi_ds(SubscribeToX509sviDsRequest {
-            selectors: Vec::new(),
-            pid: own_pid(),
-        })
-        .await
-        .expect("subscribe with the pid field")
-        .into_inner();
-    assert_eq!(ids(&next(&mut pid_field, WAIT).await), [DELEGATE]);
 
     // Bundles: the own trust domain, keyed by its SPIFFE ID.
     let mut x509_bundles = client
@@ -324,8 +322,9 @@ async fn an_authorized_delegate_gets_other_workloads_identities_and_bundles() {
     assert_eq!(checked.spiffe_id.as_str(), TARGET);
     assert_eq!(jwt.svids[0].hint, "second");
     let jwt = client
-        .fetch_jwtsvi_ds_by_pid(FetchJwtsviDsByPidRequest {
+        .fetch_jwtsvi_ds(FetchJwtsviDsRequest {
             audience: vec!["svc".into()],
+            selectors: Vec::new(),
             pid: own_pid(),
         })
         .await
@@ -394,7 +393,10 @@ async fn bad_requests_are_invalid_arguments() {
     );
     invalid(
         client
-            .subscribe_to_x509svi_ds_by_pid(SubscribeToX509sviDsByPidRequest { pid: 0 })
+            .subscribe_to_x509svi_ds(SubscribeToX509sviDsRequest {
+                selectors: Vec::new(),
+                pid: -1,
+            })
             .await
             .map(drop),
         "PID",
@@ -423,8 +425,9 @@ async fn bad_requests_are_invalid_arguments() {
     );
     invalid(
         client
-            .fetch_jwtsvi_ds_by_pid(FetchJwtsviDsByPidRequest {
+            .fetch_jwtsvi_ds(FetchJwtsviDsRequest {
                 audience: Vec::new(),
+                selectors: Vec::new(),
                 pid: own_pid(),
             })
             .await
@@ -445,8 +448,9 @@ async fn bad_requests_are_invalid_arguments() {
     );
     invalid(
         client
-            .fetch_jwtsvi_ds_by_pid(FetchJwtsviDsByPidRequest {
+            .fetch_jwtsvi_ds(FetchJwtsviDsRequest {
                 audience: vec!["svc".into(); 33],
+                selectors: Vec::new(),
                 pid: own_pid(),
             })
             .await
@@ -475,12 +479,7 @@ async fn a_caller_not_in_authorized_delegates_gets_nothing() {
             .await
             .map(drop),
     );
-    denied(
-        client
-            .subscribe_to_x509svi_ds_by_pid(SubscribeToX509sviDsByPidRequest { pid: own_pid() })
-            .await
-            .map(drop),
-    );
+    denied(client.subscribe_to_x509svi_ds(by_pid()).await.map(drop));
     denied(
         client
             .subscribe_to_x509_bundles(SubscribeToX509BundlesRequest {})
@@ -505,8 +504,9 @@ async fn a_caller_not_in_authorized_delegates_gets_nothing() {
     );
     denied(
         client
-            .fetch_jwtsvi_ds_by_pid(FetchJwtsviDsByPidRequest {
+            .fetch_jwtsvi_ds(FetchJwtsviDsRequest {
                 audience: vec!["svc".into()],
+                selectors: Vec::new(),
                 pid: own_pid(),
             })
             .await

@@ -58,7 +58,7 @@ pub(crate) async fn create(cmd: &mut Cmd<'_>) -> Result<(), CliError> {
     let mut client = api::trust_domain_client::TrustDomainClient::new(cmd.channel().await?);
     let response = client
         .batch_create_federation_relationship(api::BatchCreateFederationRelationshipRequest {
-            federation_relationship: vec![relationship.clone()],
+            federation_relationships: vec![relationship.clone()],
             output_mask: None,
         })
         .await
@@ -151,7 +151,6 @@ pub(crate) async fn list(cmd: &mut Cmd<'_>) -> Result<(), CliError> {
                 output_mask: None,
                 page_size: 0,
                 page_token,
-                include_static: false,
             })
             .await
             .map_err(CliError::rpc_in("error listing federation relationship"))?
@@ -198,7 +197,6 @@ pub(crate) async fn show(cmd: &mut Cmd<'_>) -> Result<(), CliError> {
     let r = client
         .get_federation_relationship(api::GetFederationRelationshipRequest {
             trust_domain: td.clone(),
-            include_static: false,
             output_mask: None,
         })
         .await

@@ -113,7 +113,7 @@ pub(crate) fn status(st: &wire::Status) -> Json {
 }
 
 pub(crate) fn entry(e: &wire::Entry) -> Json {
-    Json::Obj(vec![
+    let mut fields = vec![
         ("id", s(&e.id)),
         ("spiffe_id", opt(e.spiffe_id.as_ref(), spiffe_id)),
         ("parent_id", opt(e.parent_id.as_ref(), spiffe_id)),
@@ -129,7 +129,22 @@ pub(crate) fn entry(e: &wire::Entry) -> Json {
         ("jwt_svid_ttl", i32n(e.jwt_svid_ttl)),
         ("hint", s(&e.hint)),
         ("created_at", i64s(e.created_at)),
-    ])
+    ];
+    // `additional_attributes` is proto3 `optional`: protojson leaves it out when unset,
+    // even with EmitUnpopulated.
+    if let Some(a) = &e.additional_attributes {
+        fields.push((
+            "additional_attributes",
+            Json::Obj(vec![
+                (
+                    "disable_x509_svid_prefetch",
+                    Json::Bool(a.disable_x509_svid_prefetch),
+                ),
+                ("jwt_svid_include_jti", Json::Bool(a.jwt_svid_include_jti)),
+            ]),
+        ));
+    }
+    Json::Obj(fields)
 }
 
 pub(crate) fn agent(a: &wire::Agent) -> Json {
@@ -141,6 +156,7 @@ pub(crate) fn agent(a: &wire::Agent) -> Json {
         ("selectors", list(&a.selectors, selector)),
         ("banned", Json::Bool(a.banned)),
         ("can_reattest", Json::Bool(a.can_reattest)),
+        ("agent_version", s(&a.agent_version)),
     ])
 }
 
@@ -153,24 +169,33 @@ pub(crate) fn bundle(b: &wire::Bundle) -> Json {
                 Json::Obj(vec![
                     ("asn1", bytes(&c.asn1)),
                     ("tainted", Json::Bool(c.tainted)),
-                    ("hint", s(&c.hint)),
                 ])
             }),
         ),
         (
             "jwt_authorities",
             list(&b.jwt_authorities, |k| {
-                Json::Obj(vec![
-                    ("public_key", bytes(&k.public_key)),
-                    ("key_id", s(&k.key_id)),
-                    ("expires_at", i64s(k.expires_at)),
-                    ("tainted", Json::Bool(k.tainted)),
-                    ("hint", s(&k.hint)),
-                ])
+                key(&k.public_key, &k.key_id, k.expires_at, k.tainted)
             }),
         ),
         ("refresh_hint", i64s(b.refresh_hint)),
         ("sequence_number", u64s(b.sequence_number)),
+        (
+            "wit_authorities",
+            list(&b.wit_authorities, |k| {
+                key(&k.public_key, &k.key_id, k.expires_at, k.tainted)
+            }),
+        ),
+    ])
+}
+
+/// A `JWTKey` or a `WITKey`: the two messages have the same fields.
+fn key(public_key: &[u8], key_id: &str, expires_at: i64, tainted: bool) -> Json {
+    Json::Obj(vec![
+        ("public_key", bytes(public_key)),
+        ("key_id", s(key_id)),
+        ("expires_at", i64s(expires_at)),
+        ("tainted", Json::Bool(tainted)),
     ])
 }
 
@@ -238,7 +263,7 @@ mod tests {
         };
         assert_eq!(
             agent(&a).render(),
-            r#"{"id":{"trust_domain":"example.org","path":"/spire/agent/agent1"},"attestation_type":"","x509svid_serial_number":"","x509svid_expires_at":"0","selectors":[],"banned":false,"can_reattest":true}"#
+            r#"{"id":{"trust_domain":"example.org","path":"/spire/agent/agent1"},"attestation_type":"","x509svid_serial_number":"","x509svid_expires_at":"0","selectors":[],"banned":false,"can_reattest":true,"agent_version":""}"#
         );
     }
 }

@@ -142,6 +142,9 @@ pub(crate) fn agent_text(a: &wire::Agent) -> String {
         let _ = writeln!(s, "Serial number     : {}", a.x509svid_serial_number);
     }
     let _ = writeln!(s, "Can re-attest     : {}", a.can_reattest);
+    if !a.agent_version.is_empty() {
+        let _ = writeln!(s, "Agent version     : {}", a.agent_version);
+    }
     s.push('\n');
     s
 }

@@ -588,6 +588,7 @@ async fn agent_commands() {
             selectors: vec![sel("join_token", "abc")],
             can_reattest: false,
             banned: false,
+            agent_version: "1.14.0".into(),
         },
         wire::Agent {
             id: id("example.org", "/spire/agent/x/banned"),
@@ -609,7 +610,8 @@ async fn agent_commands() {
          Attestation type  : join_token\n\
          Expiration time   : 2019-03-12 17:04:26 +0000 UTC\n\
          Serial number     : 1234\n\
-         Can re-attest     : false\n\n\
+         Can re-attest     : false\n\
+         Agent version     : 1.14.0\n\n\
          SPIFFE ID         : spiffe://example.org/spire/agent/x/banned\n\
          Attestation type  : \n\
          Expiration time   : 1970-01-01 00:00:00 +0000 UTC\n\
@@ -642,7 +644,10 @@ async fn agent_commands() {
     assert_eq!(code, 0);
     assert!(out.starts_with("Found an attested agent given its SPIFFE ID\n\nSPIFFE ID         : spiffe://example.org/spire/agent/join_token/abc\n"));
     assert!(
-        out.ends_with("Can re-attest     : false\n\nSelectors         : join_token:abc\n"),
+        out.ends_with(
+            "Can re-attest     : false\nAgent version     : 1.14.0\n\n\
+             Selectors         : join_token:abc\n"
+        ),
         "{out}"
     );
 
@@ -742,7 +747,6 @@ async fn bundle_show_list_set_delete_count() {
         let authority = wire::X509Certificate {
             asn1: der.clone(),
             tainted: false,
-            hint: String::new(),
         };
         state.bundle = wire::Bundle {
             trust_domain: "example.org".into(),

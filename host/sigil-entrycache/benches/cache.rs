@@ -71,6 +71,7 @@ fn agent(n: u64) -> AttestedAgent {
         selectors,
         banned: false,
         can_reattest: false,
+        agent_version: String::new(),
     }
 }
 

@@ -42,6 +42,7 @@ fn agent(name: &str, selectors: &[&str], banned: bool) -> AttestedAgent {
         selectors: selectors.iter().map(|s| sel(s)).collect(),
         banned,
         can_reattest: false,
+        agent_version: String::new(),
     }
 }
 

@@ -59,6 +59,7 @@ fn agent(name: &str, selectors: &[&str]) -> AttestedAgent {
             .collect(),
         banned: false,
         can_reattest: false,
+        agent_version: String::new(),
     }
 }
 

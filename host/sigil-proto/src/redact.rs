@@ -4,7 +4,7 @@
 use std::fmt;
 
 use crate::spire::api::agent::delegatedidentity::v1::X509svidWithKey;
-use crate::workload::X509svid;
+use crate::workload::{Witsvid, X509svid};
 
 struct Redacted(usize);
 
@@ -21,6 +21,17 @@ impl fmt::Debug for X509svid {
             .field("x509_svid", &self.x509_svid)
             .field("x509_svid_key", &Redacted(self.x509_svid_key.len()))
             .field("bundle", &self.bundle)
+            .field("hint", &self.hint)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Witsvid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Witsvid")
+            .field("spiffe_id", &self.spiffe_id)
+            .field("wit_svid", &self.wit_svid)
+            .field("wit_svid_key", &Redacted(self.wit_svid_key.len()))
             .field("hint", &self.hint)
             .finish()
     }
@@ -59,5 +70,15 @@ mod tests {
         let shown = format!("{with_key:#?}");
         assert!(shown.contains("<redacted 16 bytes>"), "{shown}");
         assert!(!shown.contains("83,"), "{shown}");
+
+        let wit = Witsvid {
+            spiffe_id: "spiffe://example.org/web".into(),
+            wit_svid_key: r#"{"kty":"OKP","d":"SECRET"}"#.into(),
+            ..Default::default()
+        };
+        let shown = format!("{wit:?}");
+        assert!(shown.contains("spiffe://example.org/web"), "{shown}");
+        assert!(shown.contains("<redacted 26 bytes>"), "{shown}");
+        assert!(!shown.contains("SECRET"), "{shown}");
     }
 }

@@ -24,6 +24,9 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::{Endpoint, Server, Uri};
 use tonic::{Request, Response, Status};
 
+#[path = "proto/sdk.rs"]
+mod sdk;
+
 fn id(s: &str) -> SpiffeId {
     s.parse().expect("test SPIFFE ID")
 }
@@ -161,6 +164,7 @@ fn agent_round_trips() {
         selectors: vec![sel("x509pop:subject:cn:node-1")],
         banned: true,
         can_reattest: true,
+        agent_version: String::new(),
     };
     let dto = wire::Agent::from(&agent);
     assert_eq!(dto.x509svid_serial_number, "123456789");
@@ -235,7 +239,10 @@ fn federation_relationship_round_trips() {
 /// Encodes `msg` and compares with bytes written out by hand from SPIRE's .proto field
 /// numbers and wire types, then decodes those bytes back. A renumbered or retyped field
 /// fails one direction or the other.
-fn assert_wire<M: Message + Default + PartialEq + std::fmt::Debug>(msg: &M, bytes: &[u8]) {
+pub(crate) fn assert_wire<M: Message + Default + PartialEq + std::fmt::Debug>(
+    msg: &M,
+    bytes: &[u8],
+) {
     assert_eq!(msg.encode_to_vec(), bytes, "encoding of {msg:?}");
     assert_eq!(
         &M::decode(bytes).expect("decode"),
@@ -332,7 +339,6 @@ fn bundle_and_agent_field_numbers_match_spire() {
         &wire::X509Certificate {
             asn1: vec![0xde],
             tainted: true,
-            hint: String::new(),
         },
         &[0x0a, 0x01, 0xde, 0x10, 0x01],
     );
@@ -343,7 +349,6 @@ fn bundle_and_agent_field_numbers_match_spire() {
             key_id: "k".into(),
             expires_at: 9,
             tainted: true,
-            hint: String::new(),
         },
         &[0x0a, 0x01, 0x01, 0x12, 0x01, b'k', 0x18, 0x09, 0x20, 0x01],
     );
@@ -456,7 +461,7 @@ fn workload_api_messages_match_spiffe() {
 #[test]
 fn delegated_identity_requests_match_spire() {
     use sigil_proto::spire::api::agent::delegatedidentity::v1 as delegated;
-    // SubscribeToX509SVIDsRequest { selectors = 1 { type = 1, value = 2 }, pid = 3 }.
+    // SubscribeToX509SVIDsRequest { selectors = 1 { type = 1, value = 2 }, pid = 2 }.
     assert_wire(
         &delegated::SubscribeToX509sviDsRequest {
             selectors: vec![wire::Selector {
@@ -465,16 +470,16 @@ fn delegated_identity_requests_match_spire() {
             }],
             pid: 7,
         },
-        &[0x0a, 0x06, 0x0a, 0x01, b't', 0x12, 0x01, b'v', 0x18, 0x07],
+        &[0x0a, 0x06, 0x0a, 0x01, b't', 0x12, 0x01, b'v', 0x10, 0x07],
     );
-    // FetchJWTSVIDsRequest { audience = 1, selectors = 2, pid = 4 }.
+    // FetchJWTSVIDsRequest { audience = 1, selectors = 2, pid = 3 }.
     assert_wire(
         &delegated::FetchJwtsviDsRequest {
             audience: vec!["a".into()],
             selectors: Vec::new(),
             pid: 7,
         },
-        &[0x0a, 0x01, b'a', 0x20, 0x07],
+        &[0x0a, 0x01, b'a', 0x18, 0x07],
     );
 }
 
@@ -574,6 +579,7 @@ fn arbitrary_entry() -> impl Strategy<Value = wire::Entry> {
                 jwt_svid_ttl,
                 hint,
                 created_at: 1_700_000_000,
+                additional_attributes: None,
             },
         )
 }

@@ -103,7 +103,7 @@ async fn generated_clients_list_entries_and_manage_federation_and_bundles() {
     let mut trust_domains = td_api::trust_domain_client::TrustDomainClient::new(channel.clone());
     let results = trust_domains
         .batch_create_federation_relationship(td_api::BatchCreateFederationRelationshipRequest {
-            federation_relationship: vec![
+            federation_relationships: vec![
                 relationship("other.org", "https://other.org/bundle"),
                 relationship("example.org", "https://example.org/bundle"),
             ],
@@ -163,7 +163,6 @@ async fn generated_clients_list_entries_and_manage_federation_and_bundles() {
         .get_federation_relationship(td_api::GetFederationRelationshipRequest {
             trust_domain: "other.org".into(),
             output_mask: Some(wire::FederationRelationshipMask::default()),
-            ..Default::default()
         })
         .await
         .expect("GetFederationRelationship")
@@ -366,6 +365,14 @@ async fn bad_api_input_is_refused_by_name_and_changes_nothing() {
             spiffe_id: id("no-leading-slash"),
             ..good.clone()
         },
+        // sigil stores no additional attributes: refused rather than silently dropped.
+        wire::Entry {
+            additional_attributes: Some(wire::entry::AdditionalAttributes {
+                jwt_svid_include_jti: true,
+                ..Default::default()
+            }),
+            ..good.clone()
+        },
     ];
     let results = entries
         .batch_create_entry(entry_api::BatchCreateEntryRequest {
@@ -385,9 +392,15 @@ async fn bad_api_input_is_refused_by_name_and_changes_nothing() {
             Code::InvalidArgument,
             Code::InvalidArgument,
             Code::InvalidArgument,
+            Code::InvalidArgument,
             Code::InvalidArgument
         ],
         "{results:?}"
+    );
+    let refused = &results[6].status.as_ref().expect("status").message;
+    assert!(
+        refused.contains("additional_attributes.jwt_svid_include_jti"),
+        "{refused}"
     );
     for result in &results {
         let message = &result.status.as_ref().expect("status").message;
@@ -502,7 +515,7 @@ async fn bad_api_input_is_refused_by_name_and_changes_nothing() {
     let mut trust_domains = td_api::trust_domain_client::TrustDomainClient::new(channel.clone());
     let results = trust_domains
         .batch_create_federation_relationship(td_api::BatchCreateFederationRelationshipRequest {
-            federation_relationship: vec![
+            federation_relationships: vec![
                 relationship("other.org", "http://other.org/bundle"),
                 wire::FederationRelationship {
                     bundle_endpoint_profile: None,

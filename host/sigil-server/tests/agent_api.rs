@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use sigil_proto::spire::api::server::agent::v1 as agentv1;
 use sigil_proto::spire::api::server::svid::v1 as svid;
 use sigil_proto::spire::api::types as wire;
 use tonic::transport::Channel;
@@ -113,6 +114,36 @@ async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
         .await
         .expect_err("anonymous");
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    // PostStatus stores the agent's version, which `agent show` prints as SPIRE does; an
+    // overlong one is refused.
+    let mut agents =
+        agentv1::agent_client::AgentClient::new(channel(address, &bundle, identity.clone()).await);
+    agents
+        .post_status(agentv1::PostStatusRequest {
+            current_bundle_serial: 1,
+            agent_version: "1.14.0".into(),
+        })
+        .await
+        .expect("PostStatus");
+    let (code, out) = cli(&socket, &["agent", "show", "-spiffeID", &agent_id]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Agent version     : 1.14.0\n"), "{out}");
+    let long = agents
+        .post_status(agentv1::PostStatusRequest {
+            current_bundle_serial: 1,
+            agent_version: "v".repeat(256),
+        })
+        .await
+        .expect_err("an overlong version");
+    assert_eq!(long.code(), tonic::Code::InvalidArgument, "{long}");
+
+    // WIT-SVIDs are not issued: Unimplemented, as SPIRE with its wit-svid flag off.
+    let wit = svids
+        .batch_new_witsvid(svid::BatchNewWitsvidRequest { params: vec![] })
+        .await
+        .expect_err("no WIT-SVIDs");
+    assert_eq!(wit.code(), tonic::Code::Unimplemented, "{wit}");
 
     // A banned agent is refused.
     let (code, out) = cli(&socket, &["agent", "ban", "-spiffeID", &agent_id]).await;

@@ -168,6 +168,8 @@ pub struct AgentMask {
     pub banned: bool,
     /// Copy `can_reattest`.
     pub can_reattest: bool,
+    /// Copy `agent_version`.
+    pub agent_version: bool,
 }
 
 impl AgentMask {
@@ -180,6 +182,7 @@ impl AgentMask {
         selectors: true,
         banned: true,
         can_reattest: true,
+        agent_version: true,
     };
 }
 

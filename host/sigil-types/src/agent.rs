@@ -25,6 +25,8 @@ pub struct AttestedAgent {
     pub banned: bool,
     /// The agent may re-attest with its node attestor instead of renewing.
     pub can_reattest: bool,
+    /// The software version the agent last reported (SPIRE's `PostStatus`); empty if none.
+    pub agent_version: String,
 }
 
 /// A one-time token an agent presents with the `join_token` node attestor.

@@ -75,6 +75,10 @@ pub(crate) enum ApiError {
     /// SDS `DeltaSecrets`: only state-of-the-world streams are served, as SPIRE does.
     #[error("Method is not implemented")]
     Unimplemented,
+    /// `FetchWITSVID`, `FetchWITBundles`: sigil issues no WIT-SVIDs (SPIRE's agent answers
+    /// these Unimplemented too).
+    #[error("WIT-SVIDs are not supported")]
+    WitSvidUnsupported,
     /// Something the caller cannot fix; the detail is logged, not sent.
     #[error("internal error")]
     Internal,
@@ -133,7 +137,7 @@ impl From<ApiError> for Status {
             | ApiError::IdentitiesGone
             | ApiError::ShuttingDown => Code::Unavailable,
             ApiError::AllBundlesNeedSpiffeValidator(_) => Code::FailedPrecondition,
-            ApiError::Unimplemented => Code::Unimplemented,
+            ApiError::Unimplemented | ApiError::WitSvidUnsupported => Code::Unimplemented,
             ApiError::NoPeerCredentials | ApiError::Internal => Code::Internal,
         };
         let mut status = Status::new(code, error.to_string());

@@ -7,8 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sigil_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApi;
 use sigil_proto::workload::{
     JwtBundlesRequest, JwtBundlesResponse, Jwtsvid, JwtsvidRequest, JwtsvidResponse,
-    ValidateJwtsvidRequest, ValidateJwtsvidResponse, X509BundlesRequest, X509BundlesResponse,
-    X509svid, X509svidRequest, X509svidResponse,
+    ValidateJwtsvidRequest, ValidateJwtsvidResponse, WitBundlesRequest, WitBundlesResponse,
+    WitsvidRequest, WitsvidResponse, X509BundlesRequest, X509BundlesResponse, X509svid,
+    X509svidRequest, X509svidResponse,
 };
 use sigil_types::{Bundle, SpiffeId};
 use tokio::sync::watch;
@@ -51,6 +52,8 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
     type FetchX509SVIDStream = ResponseStream<X509svidResponse>;
     type FetchX509BundlesStream = ResponseStream<X509BundlesResponse>;
     type FetchJWTBundlesStream = ResponseStream<JwtBundlesResponse>;
+    type FetchWITSVIDStream = ResponseStream<WitsvidResponse>;
+    type FetchWITBundlesStream = ResponseStream<WitBundlesResponse>;
 
     #[tracing::instrument(skip_all)]
     async fn fetch_x509svid(
@@ -186,6 +189,22 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
             spiffe_id: spiffe_id.to_string(),
             claims: Some(claims),
         }))
+    }
+
+    async fn fetch_witsvid(
+        &self,
+        request: Request<WitsvidRequest>,
+    ) -> Result<Response<Self::FetchWITSVIDStream>, Status> {
+        check_security_header(&request)?;
+        Err(ApiError::WitSvidUnsupported.into())
+    }
+
+    async fn fetch_wit_bundles(
+        &self,
+        request: Request<WitBundlesRequest>,
+    ) -> Result<Response<Self::FetchWITBundlesStream>, Status> {
+        check_security_header(&request)?;
+        Err(ApiError::WitSvidUnsupported.into())
     }
 }
 

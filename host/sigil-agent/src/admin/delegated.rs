@@ -28,10 +28,9 @@ use std::sync::Arc;
 
 use sigil_proto::spire::api::agent::delegatedidentity::v1::delegated_identity_server::DelegatedIdentity;
 use sigil_proto::spire::api::agent::delegatedidentity::v1::{
-    FetchJwtsviDsByPidRequest, FetchJwtsviDsRequest, FetchJwtsviDsResponse,
-    SubscribeToJwtBundlesRequest, SubscribeToJwtBundlesResponse, SubscribeToX509BundlesRequest,
-    SubscribeToX509BundlesResponse, SubscribeToX509sviDsByPidRequest, SubscribeToX509sviDsRequest,
-    SubscribeToX509sviDsResponse, X509svidWithKey,
+    FetchJwtsviDsRequest, FetchJwtsviDsResponse, SubscribeToJwtBundlesRequest,
+    SubscribeToJwtBundlesResponse, SubscribeToX509BundlesRequest, SubscribeToX509BundlesResponse,
+    SubscribeToX509sviDsRequest, SubscribeToX509sviDsResponse, X509svidWithKey,
 };
 use sigil_proto::spire::api::types as wire;
 use sigil_types::{Bundle, Selector, SpiffeId};
@@ -78,7 +77,6 @@ impl Delegated {
 #[async_trait::async_trait]
 impl DelegatedIdentity for Delegated {
     type SubscribeToX509SVIDsStream = ResponseStream<SubscribeToX509sviDsResponse>;
-    type SubscribeToX509SVIDsByPIDStream = ResponseStream<SubscribeToX509sviDsResponse>;
     type SubscribeToX509BundlesStream = ResponseStream<SubscribeToX509BundlesResponse>;
     type SubscribeToJWTBundlesStream = ResponseStream<SubscribeToJwtBundlesResponse>;
 
@@ -90,16 +88,6 @@ impl DelegatedIdentity for Delegated {
         let caller = self.authorize(&request).await?;
         let fields = request.get_ref();
         let target = self.target(&fields.selectors, fields.pid).await?;
-        Ok(Response::new(self.svid_stream(caller, target)))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn subscribe_to_x509svi_ds_by_pid(
-        &self,
-        request: Request<SubscribeToX509sviDsByPidRequest>,
-    ) -> Result<Response<Self::SubscribeToX509SVIDsByPIDStream>, Status> {
-        let caller = self.authorize(&request).await?;
-        let target = self.target_pid(request.get_ref().pid).await?;
         Ok(Response::new(self.svid_stream(caller, target)))
     }
 
@@ -130,23 +118,6 @@ impl DelegatedIdentity for Delegated {
         sigil_types::check_audience(&fields.audience).map_err(DelegatedError::from)?;
         self.authorize(&request).await?;
         let target = self.target(&fields.selectors, fields.pid).await?;
-        Ok(Response::new(
-            self.jwt_svids(target, &fields.audience).await?,
-        ))
-    }
-
-    #[tracing::instrument(skip_all)]
-    async fn fetch_jwtsvi_ds_by_pid(
-        &self,
-        request: Request<FetchJwtsviDsByPidRequest>,
-    ) -> Result<Response<FetchJwtsviDsResponse>, Status> {
-        let fields = request.get_ref();
-        if fields.audience.is_empty() {
-            return Err(DelegatedError::Missing("audience").into());
-        }
-        sigil_types::check_audience(&fields.audience).map_err(DelegatedError::from)?;
-        self.authorize(&request).await?;
-        let target = self.target_pid(fields.pid).await?;
         Ok(Response::new(
             self.jwt_svids(target, &fields.audience).await?,
         ))

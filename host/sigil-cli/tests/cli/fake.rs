@@ -411,6 +411,13 @@ impl bundlev1::bundle_server::Bundle for Fake {
         unimplemented()
     }
 
+    async fn publish_wit_authority(
+        &self,
+        _: Request<bundlev1::PublishWitAuthorityRequest>,
+    ) -> Result<Response<bundlev1::PublishWitAuthorityResponse>, Status> {
+        unimplemented()
+    }
+
     async fn list_federated_bundles(
         &self,
         r: Request<bundlev1::ListFederatedBundlesRequest>,
@@ -554,6 +561,20 @@ impl svidv1::svid_server::Svid for Fake {
         unimplemented()
     }
 
+    async fn mint_witsvid(
+        &self,
+        _: Request<svidv1::MintWitsvidRequest>,
+    ) -> Result<Response<svidv1::MintWitsvidResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn batch_new_witsvid(
+        &self,
+        _: Request<svidv1::BatchNewWitsvidRequest>,
+    ) -> Result<Response<svidv1::BatchNewWitsvidResponse>, Status> {
+        unimplemented()
+    }
+
     async fn new_downstream_x509ca(
         &self,
         _: Request<svidv1::NewDownstreamX509caRequest>,
@@ -585,7 +606,7 @@ impl tdv1::trust_domain_server::TrustDomain for Fake {
         let req = r.into_inner();
         self.record(Req::CreateRelationships(req.clone()))?;
         let results = req
-            .federation_relationship
+            .federation_relationships
             .into_iter()
             .map(
                 |fr| tdv1::batch_create_federation_relationship_response::Result {

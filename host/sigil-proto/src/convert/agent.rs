@@ -22,6 +22,7 @@ impl TryFrom<&wire::Agent> for AttestedAgent {
             selectors: selectors("selectors", &a.selectors)?,
             banned: a.banned,
             can_reattest: a.can_reattest,
+            agent_version: a.agent_version.clone(),
         })
     }
 }
@@ -36,6 +37,7 @@ impl From<&AttestedAgent> for wire::Agent {
             selectors: a.selectors.iter().map(Into::into).collect(),
             banned: a.banned,
             can_reattest: a.can_reattest,
+            agent_version: a.agent_version.clone(),
         }
     }
 }

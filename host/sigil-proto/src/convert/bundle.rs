@@ -13,8 +13,9 @@ impl TryFrom<&wire::Bundle> for Bundle {
     type Error = ConvertError;
 
     /// Every X.509 authority must be a DER certificate and every JWT authority must have a
-    /// key ID and a usable public key ([`Bundle::validate`]). The optional `hint` strings of
-    /// the authorities have no domain counterpart and are dropped.
+    /// key ID and a usable public key ([`Bundle::validate`]). WIT authorities have no domain
+    /// counterpart (sigil issues no WIT-SVIDs) and are dropped, as SPIRE's server drops them
+    /// from bundles it is given.
     fn try_from(b: &wire::Bundle) -> Result<Self, Self::Error> {
         let trust_domain = trust_domain("trust_domain", &b.trust_domain)?;
         let refresh_hint = u64::try_from(b.refresh_hint)
@@ -45,6 +46,7 @@ impl From<&Bundle> for wire::Bundle {
             jwt_authorities: b.jwt_authorities.iter().map(Into::into).collect(),
             refresh_hint: i64::try_from(b.refresh_hint).unwrap_or(i64::MAX),
             sequence_number: b.sequence_number,
+            wit_authorities: Vec::new(),
         }
     }
 }
@@ -64,7 +66,6 @@ impl From<&X509Authority> for wire::X509Certificate {
         Self {
             asn1: a.der.clone(),
             tainted: a.tainted,
-            hint: String::new(),
         }
     }
 }
@@ -88,7 +89,6 @@ impl From<&JwtAuthority> for wire::JwtKey {
             key_id: a.key_id.clone(),
             expires_at: a.expires_at,
             tainted: a.tainted,
-            hint: String::new(),
         }
     }
 }

@@ -46,6 +46,9 @@ impl TryFrom<&wire::Entry> for RegistrationEntry {
     /// [`RegistrationEntry::from_raw`], so the API and the CLI share one set of entry rules.
     /// An empty `id` gets a random one. `revision_number` and `created_at` are copied as
     /// they are: they are output-only, and the server decides what to do with them.
+    /// `additional_attributes` has no domain counterpart and is not read here: an agent
+    /// keeps an entry a SPIRE server sends with it, and the admin API refuses the attributes
+    /// it would otherwise lose ([`additional_attributes_unsupported`]).
     fn try_from(e: &wire::Entry) -> Result<Self, Self::Error> {
         let spiffe_id = required_spiffe_id("spiffe_id", e.spiffe_id.as_ref())?;
         let parent_id = required_spiffe_id("parent_id", e.parent_id.as_ref())?;
@@ -98,8 +101,33 @@ impl From<&RegistrationEntry> for wire::Entry {
             jwt_svid_ttl: saturating_i32(e.jwt_svid_ttl),
             hint: e.hint.clone(),
             created_at: e.created_at,
+            additional_attributes: None,
         }
     }
+}
+
+/// The first of `entry`'s additional attributes that is set, as an error: sigil stores
+/// none of them, so an API that would persist the entry refuses it rather than drop the
+/// setting. An absent or all-default `additional_attributes` is fine.
+pub fn additional_attributes_unsupported(entry: &wire::Entry) -> Result<(), ConvertError> {
+    let Some(attributes) = &entry.additional_attributes else {
+        return Ok(());
+    };
+    for (name, set) in [
+        (
+            "disable_x509_svid_prefetch",
+            attributes.disable_x509_svid_prefetch,
+        ),
+        ("jwt_svid_include_jti", attributes.jwt_svid_include_jti),
+    ] {
+        if set {
+            return Err(ConvertError::field(
+                format!("additional_attributes.{name}"),
+                "is not supported by sigil",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// TTLs are `u32` in the domain and `int32` on the wire; anything past `i32::MAX` seconds

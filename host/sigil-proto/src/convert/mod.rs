@@ -20,6 +20,8 @@ mod bundle;
 mod entry;
 mod svid;
 
+pub use entry::additional_attributes_unsupported;
+
 use sigil_types::{SpiffeId, TrustDomain};
 
 use crate::spire::api::types as wire;

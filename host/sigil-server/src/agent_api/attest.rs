@@ -128,13 +128,49 @@ impl api::agent_server::Agent for AgentPeerApi {
         AgentApi(self.0.clone()).create_join_token(request).await
     }
 
+    /// As SPIRE: a calling agent's non-empty `agent_version` (at most 255 characters) is
+    /// stored on its record, and `Agent.agent_version` shows it; the bundle serial is not kept.
     async fn post_status(
         &self,
-        _request: Request<api::PostStatusRequest>,
+        request: Request<api::PostStatusRequest>,
     ) -> Result<Response<api::PostStatusResponse>, Status> {
-        Err(Status::unimplemented("PostStatus is not supported"))
+        let id = super::calling_agent(&self.0, &request).await?;
+        let version = request.into_inner().agent_version;
+        if version.is_empty() {
+            return Ok(Response::new(api::PostStatusResponse {}));
+        }
+        if version.chars().count() > MAX_AGENT_VERSION {
+            return Err(Status::invalid_argument(format!(
+                "agent_version is longer than {MAX_AGENT_VERSION} characters"
+            )));
+        }
+        let Some(mut agent) = self
+            .0
+            .store
+            .fetch_agent(&id)
+            .await
+            .map_err(|e| store_status(&e))?
+        else {
+            return Err(Status::permission_denied(format!(
+                "{id} is not an attested agent"
+            )));
+        };
+        agent.agent_version = version;
+        let mask = AgentMask {
+            agent_version: true,
+            ..AgentMask::default()
+        };
+        self.0
+            .store
+            .update_agent(agent, &mask)
+            .await
+            .map_err(|e| store_status(&e))?;
+        Ok(Response::new(api::PostStatusResponse {}))
     }
 }
+
+/// Longest `PostStatusRequest.agent_version` stored, as in SPIRE.
+const MAX_AGENT_VERSION: usize = 255;
 
 /// Run the attestation to the end and return the agent's SVID and whether it may
 /// re-attest.
@@ -274,6 +310,7 @@ async fn finish(
         selectors: node.selectors,
         banned: false,
         can_reattest: node.can_reattest,
+        agent_version: String::new(),
     };
     let stored = match existing {
         None => server.store.create_agent(agent).await,

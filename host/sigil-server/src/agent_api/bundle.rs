@@ -74,6 +74,13 @@ impl api::bundle_server::Bundle for BundlePeerApi {
         }))
     }
 
+    async fn publish_wit_authority(
+        &self,
+        _request: Request<api::PublishWitAuthorityRequest>,
+    ) -> Result<Response<api::PublishWitAuthorityResponse>, Status> {
+        Err(crate::api::wit_unsupported())
+    }
+
     async fn append_bundle(
         &self,
         request: Request<api::AppendBundleRequest>,

@@ -143,4 +143,5 @@ pub(crate) const CERTIFICATE_MASK: AgentMask = AgentMask {
     can_reattest: true,
     selectors: false,
     banned: false,
+    agent_version: false,
 };

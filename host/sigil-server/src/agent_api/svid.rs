@@ -37,6 +37,20 @@ impl api::svid_server::Svid for SvidPeerApi {
         SvidAdminApi(self.0.clone()).mint_jwtsvid(request).await
     }
 
+    async fn mint_witsvid(
+        &self,
+        _request: Request<api::MintWitsvidRequest>,
+    ) -> Result<Response<api::MintWitsvidResponse>, Status> {
+        Err(crate::api::wit_unsupported())
+    }
+
+    async fn batch_new_witsvid(
+        &self,
+        _request: Request<api::BatchNewWitsvidRequest>,
+    ) -> Result<Response<api::BatchNewWitsvidResponse>, Status> {
+        Err(crate::api::wit_unsupported())
+    }
+
     async fn batch_new_x509svid(
         &self,
         request: Request<api::BatchNewX509svidRequest>,

@@ -58,6 +58,8 @@ impl api::bundle_server::Bundle for BundleApi {
             jwt_authorities: request.jwt_authorities,
             refresh_hint: 0,
             sequence_number: 0,
+            // Dropped by the conversion, as SPIRE's AppendBundle drops them.
+            wit_authorities: request.wit_authorities,
         })
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let bundle = self
@@ -77,6 +79,13 @@ impl api::bundle_server::Bundle for BundleApi {
             "PublishJWTAuthority is for downstream servers, over the agent API with a \
              downstream entry's SVID",
         ))
+    }
+
+    async fn publish_wit_authority(
+        &self,
+        _request: Request<api::PublishWitAuthorityRequest>,
+    ) -> Result<Response<api::PublishWitAuthorityResponse>, Status> {
+        Err(super::wit_unsupported())
     }
 
     async fn list_federated_bundles(

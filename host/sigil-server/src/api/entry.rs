@@ -3,6 +3,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use sigil_proto::convert::additional_attributes_unsupported;
 use sigil_proto::spire::api::server::entry::v1 as api;
 use sigil_proto::spire::api::types as wire;
 use sigil_store::{EntryFilter, EntryMask, FederatesWithMatch, MatchMode, SelectorMatch};
@@ -198,7 +199,8 @@ impl EntryApi {
         &self,
         wire_entry: &wire::Entry,
     ) -> Result<RegistrationEntry, (Status, Option<RegistrationEntry>)> {
-        let entry = RegistrationEntry::try_from(wire_entry)
+        let entry = additional_attributes_unsupported(wire_entry)
+            .and_then(|()| RegistrationEntry::try_from(wire_entry))
             .map_err(|e| (Status::invalid_argument(e.to_string()), None))?;
         check_ids(&self.0.trust_domain, &entry, &EntryMask::ALL).map_err(|s| (s, None))?;
         for trust_domain in &entry.federates_with {
@@ -231,6 +233,8 @@ impl EntryApi {
                 "id is required to update an entry",
             ));
         }
+        additional_attributes_unsupported(wire_entry)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let id = entry_id(&wire_entry.id)?;
         let stored = self
             .0

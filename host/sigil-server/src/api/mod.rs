@@ -63,6 +63,13 @@ pub(crate) fn page_request(page_size: i32, page_token: String) -> Result<PageReq
     })
 }
 
+/// The answer to every WIT-SVID call (`MintWITSVID`, `BatchNewWITSVID`,
+/// `PublishWITAuthority`): sigil issues no WIT-SVIDs, which is also how SPIRE answers while
+/// its `wit-svid` feature flag is off (the default).
+pub(crate) fn wit_unsupported() -> Status {
+    Status::unimplemented("WIT-SVIDs are not supported")
+}
+
 /// A required SPIFFE ID field of a request.
 pub(crate) fn spiffe_id(field: &str, id: Option<&wire::Spiffeid>) -> Result<SpiffeId, Status> {
     let id = id.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))?;

@@ -94,6 +94,20 @@ impl api::svid_server::Svid for SvidAdminApi {
         Err(agent_only())
     }
 
+    async fn mint_witsvid(
+        &self,
+        _request: Request<api::MintWitsvidRequest>,
+    ) -> Result<Response<api::MintWitsvidResponse>, Status> {
+        Err(super::wit_unsupported())
+    }
+
+    async fn batch_new_witsvid(
+        &self,
+        _request: Request<api::BatchNewWitsvidRequest>,
+    ) -> Result<Response<api::BatchNewWitsvidResponse>, Status> {
+        Err(super::wit_unsupported())
+    }
+
     async fn new_downstream_x509ca(
         &self,
         _request: Request<api::NewDownstreamX509caRequest>,

@@ -68,7 +68,7 @@ impl api::trust_domain_server::TrustDomain for TrustDomainApi {
     ) -> Result<Response<api::BatchCreateFederationRelationshipResponse>, Status> {
         let request = request.into_inner();
         let mut results = Vec::new();
-        for relationship in &request.federation_relationship {
+        for relationship in &request.federation_relationships {
             let created = match self.relationship(relationship) {
                 Ok(relationship) => self
                     .0

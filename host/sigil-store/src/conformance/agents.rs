@@ -91,6 +91,7 @@ pub async fn agent_update_changes_only_masked_fields(store: Arc<dyn DataStore>) 
         selectors: vec![sel("x509pop:ca:2"), sel("x509pop:ca:3")],
         banned: true,
         can_reattest: true,
+        agent_version: "1.14.0".into(),
         ..stored.clone()
     };
     let mask = AgentMask {
@@ -126,6 +127,7 @@ pub async fn agent_update_changes_only_masked_fields(store: Arc<dyn DataStore>) 
     assert!(updated.banned);
     assert!(!updated.can_reattest, "unmasked field changed");
     assert_eq!(updated.cert_serial_number, "1", "unmasked field changed");
+    assert_eq!(updated.agent_version, "", "unmasked field changed");
 
     let updated = store
         .update_agent(change.clone(), &AgentMask::ALL)
@@ -136,6 +138,11 @@ pub async fn agent_update_changes_only_masked_fields(store: Arc<dyn DataStore>) 
         ..change
     };
     assert_eq!(updated, expected, "attestation type is not updatable");
+    assert_eq!(
+        store.fetch_agent(&stored.spiffe_id).await.expect("fetch"),
+        Some(expected),
+        "every updatable field is stored, agent_version too"
+    );
 }
 
 /// Updating or deleting an absent agent is NotFound.

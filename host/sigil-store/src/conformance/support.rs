@@ -49,6 +49,7 @@ pub fn agent(name: &str, attestation_type: &str, selectors: &[&str]) -> Attested
         selectors: selectors.iter().map(|s| sel(s)).collect(),
         banned: false,
         can_reattest: false,
+        agent_version: String::new(),
     }
 }
 

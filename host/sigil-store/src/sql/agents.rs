@@ -15,7 +15,8 @@ use crate::{
 
 /// The agent columns, in the order [`agent_from_row`] reads them.
 const AGENT_COLUMNS: &str = "a.pk, a.spiffe_id, a.attestation_type, a.cert_serial_number, \
-     a.cert_not_after, a.new_cert_serial_number, a.new_cert_not_after, a.banned, a.can_reattest";
+     a.cert_not_after, a.new_cert_serial_number, a.new_cert_not_after, a.banned, a.can_reattest, \
+     a.agent_version";
 
 fn agent_from_row(row: &Row) -> Result<(i64, AttestedAgent)> {
     let id = row.text(1)?;
@@ -34,6 +35,7 @@ fn agent_from_row(row: &Row) -> Result<(i64, AttestedAgent)> {
             selectors: Vec::new(),
             banned: row.bool(7)?,
             can_reattest: row.bool(8)?,
+            agent_version: row.text(9)?.to_owned(),
         },
     ))
 }
@@ -105,8 +107,8 @@ pub(crate) async fn create(
     let rows = db
         .query(
             "INSERT INTO agents (spiffe_id, attestation_type, cert_serial_number, cert_not_after, \
-             new_cert_serial_number, new_cert_not_after, banned, can_reattest) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING pk",
+             new_cert_serial_number, new_cert_not_after, banned, can_reattest, agent_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING pk",
             &[
                 agent.spiffe_id.as_str().into(),
                 agent.attestation_type.as_str().into(),
@@ -116,6 +118,7 @@ pub(crate) async fn create(
                 agent.new_cert_not_after.into(),
                 agent.banned.into(),
                 agent.can_reattest.into(),
+                agent.agent_version.as_str().into(),
             ],
         )
         .await?;
@@ -157,7 +160,7 @@ pub(crate) async fn update(
     now: UnixTime,
 ) -> Result<AttestedAgent> {
     let mut sql = Sql::new("UPDATE agents SET spiffe_id = spiffe_id");
-    let columns: [(&str, bool, Value); 6] = [
+    let columns: [(&str, bool, Value); 7] = [
         (
             "cert_serial_number",
             mask.cert_serial_number,
@@ -180,6 +183,11 @@ pub(crate) async fn update(
         ),
         ("banned", mask.banned, agent.banned.into()),
         ("can_reattest", mask.can_reattest, agent.can_reattest.into()),
+        (
+            "agent_version",
+            mask.agent_version,
+            agent.agent_version.as_str().into(),
+        ),
     ];
     for (column, masked, value) in columns {
         if masked {

@@ -24,7 +24,7 @@ pub(crate) enum Dialect {
 }
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1.
 ///
@@ -125,6 +125,10 @@ CREATE TABLE events (
 );
 CREATE INDEX events_created_at ON events (created_at);
 "#;
+
+/// Version 2: the version an agent reports through `PostStatus` (SPIRE's
+/// `attested_node_entries.agent_version`).
+const V2: &str = "ALTER TABLE agents ADD COLUMN agent_version TEXT NOT NULL DEFAULT '';";
 
 /// The schema text for `dialect`.
 pub(crate) fn render(template: &str, dialect: Dialect) -> String {

@@ -4,7 +4,8 @@ use std::os::unix::fs::MetadataExt;
 
 use prost_types::value::Kind;
 use sigil_proto::workload::{
-    JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest, X509BundlesRequest, X509svidRequest,
+    JwtBundlesRequest, JwtsvidRequest, ValidateJwtsvidRequest, WitBundlesRequest, WitsvidRequest,
+    X509BundlesRequest, X509svidRequest,
 };
 use sigil_types::{Bundle, JwtAuthority};
 use sigil_workload::testing::StaticIdentities;
@@ -72,6 +73,34 @@ async fn every_call_without_the_security_header_is_invalid_argument() {
     );
     // The refused calls never reached attestation.
     assert!(socket.identities.callers().is_empty());
+}
+
+/// go-spiffe's Workload API has the WIT-SVID calls; sigil issues no WIT-SVIDs and answers
+/// them Unimplemented, as SPIRE's agent does, after the same header check as every call.
+#[tokio::test]
+async fn wit_svid_calls_are_unimplemented() {
+    let world = World::new();
+    let socket = Socket::start(world.identities(), WorkloadConfig::default()).await;
+    let mut client = socket.workload_client().await;
+    assert_status(
+        client
+            .fetch_witsvid(with_header(WitsvidRequest::default()))
+            .await,
+        Code::Unimplemented,
+        "WIT-SVIDs are not supported",
+    );
+    assert_status(
+        client
+            .fetch_wit_bundles(with_header(WitBundlesRequest {}))
+            .await,
+        Code::Unimplemented,
+        "WIT-SVIDs are not supported",
+    );
+    assert_status(
+        client.fetch_witsvid(WitsvidRequest::default()).await,
+        Code::InvalidArgument,
+        "security header missing from request",
+    );
 }
 
 #[tokio::test]
