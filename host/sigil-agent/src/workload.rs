@@ -370,19 +370,9 @@ fn update_for(snapshot: &Snapshot, selectors: &BTreeSet<Selector>) -> Option<Wor
     Some(WorkloadUpdate::new(svids, bundle, bundles))
 }
 
-/// Field 22 of `/proc/<pid>/stat`: the process start time in clock ticks.
+/// Field 22 of `/proc/<pid>/stat` under `roots`: the process start time in clock ticks.
 fn start_time(roots: &ProcRoots, pid: u32) -> Result<u64, String> {
-    let stat = std::fs::read_to_string(roots.proc.join(pid.to_string()).join("stat"))
-        .map_err(|e| format!("cannot read the process's stat: {e}"))?;
-    // The command name (field 2) is in parentheses and may hold spaces.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or("malformed stat")?;
-    rest.split_whitespace()
-        .nth(19)
-        .and_then(|f| f.parse().ok())
-        .ok_or_else(|| "malformed stat".to_owned())
+    sigil_listen::start_time_of(&roots.proc.join(pid.to_string()))
 }
 
 #[cfg(test)]

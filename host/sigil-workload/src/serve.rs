@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::error::{ApiError, ServeError};
 use crate::sds::SdsService;
 use crate::workload_api::WorkloadApiService;
-use crate::{Caller, WorkloadConfig, WorkloadIdentities, WorkloadUpdate};
+use crate::{Caller, IdentityError, WorkloadConfig, WorkloadIdentities, WorkloadUpdate};
 
 /// Mode of the workload socket: any local user may connect; what each caller gets is decided
 /// per call by attestation.
@@ -73,7 +73,14 @@ pub(crate) async fn attest<I: WorkloadIdentities, T>(
     let caller = caller_of(request).ok_or(ApiError::NoPeerCredentials)?;
     let (pid, uid) = (caller.pid, caller.uid);
     identities.attest(caller).await.map_err(|error| {
-        tracing::warn!(pid = ?pid, uid, %error, "workload attestation refused");
+        match &error {
+            // Saturation is reported once in a while by the plugin host; a line per call
+            // would let any local process flood the log.
+            IdentityError::Unavailable(_) => {
+                tracing::debug!(pid = ?pid, uid, %error, "workload attestation unavailable");
+            }
+            _ => tracing::warn!(pid = ?pid, uid, %error, "workload attestation refused"),
+        }
         ApiError::from(error)
     })
 }
