@@ -81,7 +81,7 @@ pub async fn run(
             && svid
                 .chain
                 .first()
-                .and_then(|leaf| sigil_tls::validity(leaf).ok())
+                .and_then(|leaf| sigil_types::x509::validity(leaf).ok())
                 .is_some_and(|(_, not_after)| not_after > sync::now());
         if !usable {
             tracing::warn!(spiffe_id = %svid.spiffe_id, "the stored agent SVID is expired or of another trust domain; attesting again");
@@ -190,7 +190,7 @@ pub async fn run(
     let health = {
         let (stop, stopped) = (stop.clone(), wait(stopped.clone()));
         async move {
-            let served = sigil_health::serve(&health_checks, ready, stopped).await;
+            let served = sigil_daemon::health::serve(&health_checks, ready, stopped).await;
             if served.is_err() {
                 stop.send_replace(true);
             }

@@ -29,7 +29,7 @@ use crate::error::AgentError;
 use crate::keys;
 use crate::storage::{AgentSvid, DataDir};
 use crate::x509_cache::X509Demand;
-use sigil_tls::validity;
+use sigil_types::x509::validity;
 
 /// Time between two syncs while the server answers.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5);
@@ -479,7 +479,7 @@ fn cached(
 ) -> Result<CachedSvid, String> {
     let leaf = svid.cert_chain.first().ok_or("empty certificate chain")?;
     let (not_before, not_after) = validity(leaf)?;
-    let ids = sigil_tls::uri_sans(leaf)?;
+    let ids = sigil_types::x509::uri_sans(leaf)?;
     if ids.len() != 1 || ids[0] != entry.spiffe_id.as_str() {
         return Err(format!("SVID names {ids:?}, entry has {}", entry.spiffe_id));
     }
