@@ -141,7 +141,8 @@ impl Syncer {
     /// and the agent stops, so that its next start attests anew.
     async fn recover(&mut self, error: &AgentError) -> Result<(), AgentError> {
         let reason = refused(error).unwrap_or_default().to_owned();
-        let banned = reason.contains("banned");
+        // SPIRE's typed reason decides, not the message text.
+        let banned = matches!(error, AgentError::Server { status, .. } if sigil_proto::denied::is_banned(status));
         if let Some(attestor) = self.attestor.as_ref().filter(|_| !banned) {
             tracing::warn!(spiffe_id = %self.agent.spiffe_id, %reason, "the server no longer accepts the agent; attesting again");
             match attest::attest(&self.client, attestor).await {

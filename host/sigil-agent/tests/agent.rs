@@ -561,3 +561,31 @@ async fn an_evicted_x509pop_agent_attests_again_and_keeps_serving() {
     assert_eq!(after.ids, ["spiffe://example.org/node-workload"]);
     agent.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_banned_x509pop_agent_does_not_attest_again_and_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let X509popAgent {
+        server,
+        mut agent,
+        agent_id,
+        socket,
+        ..
+    } = X509popAgent::start(dir.path(), "").await;
+    fetch_x509(&socket, &mut agent).await;
+    // Unlike an eviction, a ban (the server's typed AGENT_BANNED reason) is final: no new
+    // attestation, the SVID is removed and the agent stops.
+    server
+        .cli_out(&["agent", "ban", "-spiffeID", &agent_id])
+        .await;
+    let status = agent.wait_exit(WAIT + sigil_agent::SYNC_INTERVAL);
+    assert_eq!(status.code(), Some(1), "{}", agent.log());
+    let log = agent.log();
+    assert!(
+        log.contains("no longer accepts agent") && log.contains("is banned"),
+        "{log}"
+    );
+    assert!(!log.contains("attesting again"), "{log}");
+    let data = dir.path().join("agent-data");
+    assert!(!data.join(sigil_agent::storage::AGENT_SVID_FILE).exists());
+}

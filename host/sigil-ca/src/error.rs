@@ -8,6 +8,11 @@ use crate::KeyError;
 
 /// Why a CA could not be built, or a certificate not issued. Each refusal of a CSR names the
 /// rule it broke, so the server can answer the agent with a message it can act on.
+///
+/// Two kinds: the request's faults ([`CaError::is_peer_fault`]: the CSR, or what is asked
+/// for), which the requester may read and can fix; and the CA's own failures (its
+/// certificate, keys, upstream CA, the signing itself), which belong in the server's log and
+/// never in an answer to a peer (they may name key IDs and file paths).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaError {
@@ -133,4 +138,37 @@ pub enum CaError {
     /// A key could not be generated or loaded.
     #[error(transparent)]
     Key(#[from] KeyError),
+}
+
+impl CaError {
+    /// Whether the request is at fault (a malformed or badly signed CSR, a key type, SAN,
+    /// SPIFFE ID, DNS name or TTL the CA may not issue) rather than the CA itself. The server
+    /// answers these InvalidArgument with this text; everything else is the CA's failure,
+    /// logged and answered Internal without it.
+    pub fn is_peer_fault(&self) -> bool {
+        // Exhaustive on purpose: a new variant must be classified here.
+        match self {
+            Self::CsrMalformed(_)
+            | Self::CsrSignatureInvalid
+            | Self::CsrSignatureAlgorithmNotSupported(_)
+            | Self::KeyTypeNotAllowed { .. }
+            | Self::SanNotAllowed { .. }
+            | Self::SpiffeIdNotInTrustDomain { .. }
+            | Self::InvalidDnsName { .. }
+            | Self::InvalidTtl(_) => true,
+            Self::InvalidSubject(_)
+            | Self::CaExpired { .. }
+            | Self::InvalidCaCertificate(_)
+            | Self::KeyMismatch { .. }
+            | Self::UpstreamFile { .. }
+            | Self::UpstreamKeyMismatch { .. }
+            | Self::UpstreamNotCa { .. }
+            | Self::UpstreamExpired { .. }
+            | Self::UpstreamNotYetValid { .. }
+            | Self::UpstreamChainInvalid(_)
+            | Self::UpstreamSubjectUnsupported(_)
+            | Self::SigningFailed(_)
+            | Self::Key(_) => false,
+        }
+    }
 }

@@ -121,6 +121,37 @@ pub enum JwtError {
     },
 }
 
+impl JwtError {
+    /// Whether the request or the presented token is at fault (no audience, a bad TTL, a
+    /// token that does not validate) rather than the signer or the bundle. A server answers
+    /// these InvalidArgument with this text; the rest (an expired or failing signing key, an
+    /// unusable bundle key) are its own failures, logged and answered Internal without it.
+    pub fn is_peer_fault(&self) -> bool {
+        // Exhaustive on purpose: a new variant must be classified here.
+        match self {
+            Self::EmptyAudience
+            | Self::InvalidTtl
+            | Self::Malformed(_)
+            | Self::UnsupportedAlgorithm(_)
+            | Self::InvalidType(_)
+            | Self::CriticalHeader
+            | Self::MissingKeyId
+            | Self::UnknownKeyId(_)
+            | Self::AlgorithmMismatch { .. }
+            | Self::SignatureInvalid
+            | Self::MissingClaim(_)
+            | Self::Expired { .. }
+            | Self::NotYetValid { .. }
+            | Self::AudienceMismatch { .. }
+            | Self::InvalidSubject(_)
+            | Self::SubjectNotInTrustDomain { .. } => true,
+            Self::SignerExpired { .. }
+            | Self::SigningFailed(_)
+            | Self::InvalidAuthorityKey { .. } => false,
+        }
+    }
+}
+
 /// A JWT signing key with its `kid` and expiry.
 pub struct JwtSigner {
     key: Key,

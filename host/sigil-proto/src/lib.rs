@@ -13,6 +13,7 @@
 //! (parse, don't validate) and back.
 
 pub mod convert;
+pub mod denied;
 mod redact;
 pub mod retry;
 

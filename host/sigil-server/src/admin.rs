@@ -11,6 +11,7 @@ use sigil_proto::spire::api::server::entry::v1::entry_server::EntryServer;
 use sigil_proto::spire::api::server::svid::v1::svid_server::SvidServer;
 use sigil_proto::spire::api::server::trustdomain::v1::trust_domain_server::TrustDomainServer;
 use tokio::net::UnixListener;
+use tonic_health::ServingStatus as Health;
 
 use crate::api::agent::AgentApi;
 use crate::api::bundle::BundleApi;
@@ -32,9 +33,7 @@ pub async fn serve(
     let path = server.config.socket_path.clone();
     let listener = bind(&path)?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
+    health.set_service_status("", Health::Serving).await;
     tracing::info!(socket = %path.display(), "admin API listening");
     // Operators' tools keep no connection for long: the default bounds and idle timeout.
     let incoming = sigil_listen::unix_incoming(listener, sigil_listen::Limits::default());

@@ -14,6 +14,7 @@
 mod admin;
 mod agent_api;
 mod api;
+mod api_error;
 mod error;
 mod health;
 mod listen;

@@ -634,3 +634,75 @@ async fn an_entry_created_on_one_server_reaches_an_agent_of_another_within_a_sec
         .expect("drop schema");
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
 }
+
+/// The refusals of the calling agent carry SPIRE's typed reason, which the agent decides on:
+/// an evicted agent may attest again (AGENT_NOT_ATTESTED), a banned one may not
+/// (AGENT_BANNED). The messages stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_of_the_calling_agent_carry_spires_typed_reason() {
+    use sigil_proto::denied::{DeniedReason, denied_reason, is_banned, should_reattest};
+
+    let Attested {
+        harness:
+            Harness {
+                server,
+                socket,
+                address,
+                ..
+            },
+        agent_id,
+        bundle,
+        identity,
+        _dir,
+        ..
+    } = attested_agent().await;
+    let svids = svid::svid_client::SvidClient::new(channel(address, &bundle, Some(identity)).await);
+    let call = |mut svids: svid::svid_client::SvidClient<Channel>| async move {
+        svids
+            .batch_new_x509svid(svid::BatchNewX509svidRequest { params: vec![] })
+            .await
+    };
+
+    let (code, out) = cli(&socket, &["agent", "ban", "-spiffeID", &agent_id]).await;
+    assert_eq!(code, 0, "{out}");
+    let mut banned = None;
+    for _ in 0..50 {
+        match call(svids.clone()).await {
+            Err(status) => {
+                banned = Some(status);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let banned = banned.expect("the ban reaches the cache");
+    assert_eq!(banned.code(), tonic::Code::PermissionDenied, "{banned}");
+    assert_eq!(banned.message(), format!("agent {agent_id} is banned"));
+    assert_eq!(denied_reason(&banned), Some(DeniedReason::AgentBanned));
+    assert!(is_banned(&banned) && !should_reattest(&banned));
+
+    let (code, out) = cli(&socket, &["agent", "evict", "-spiffeID", &agent_id]).await;
+    assert_eq!(code, 0, "{out}");
+    let mut evicted = None;
+    for _ in 0..50 {
+        match call(svids.clone()).await {
+            Err(status) if !is_banned(&status) => {
+                evicted = Some(status);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let evicted = evicted.expect("the eviction reaches the cache");
+    assert_eq!(evicted.code(), tonic::Code::PermissionDenied, "{evicted}");
+    assert_eq!(
+        evicted.message(),
+        format!("{agent_id} is not an attested agent")
+    );
+    assert_eq!(
+        denied_reason(&evicted),
+        Some(DeniedReason::AgentNotAttested)
+    );
+    assert!(should_reattest(&evicted));
+    server.shutdown();
+}

@@ -352,3 +352,20 @@ fn authority_and_debug() {
     let debug = format!("{signer:?}");
     assert!(debug.contains("<redacted>"), "{debug}");
 }
+
+#[test]
+fn a_missing_audience_is_the_peer_fault_and_an_expired_signer_is_not() {
+    let signer = new_signer(KeyType::EcP256);
+    let empty = signer
+        .mint_jwt_svid(&id("/web"), &[], DEFAULT_JWT_SVID_TTL, NOW)
+        .unwrap_err();
+    assert!(empty.is_peer_fault(), "{empty}");
+    let expired = signer
+        .mint_jwt_svid(&id("/web"), &audience(), DEFAULT_JWT_SVID_TTL, EXPIRES)
+        .unwrap_err();
+    assert!(
+        matches!(expired, JwtError::SignerExpired { .. }),
+        "{expired}"
+    );
+    assert!(!expired.is_peer_fault(), "{expired}");
+}

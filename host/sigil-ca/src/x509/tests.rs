@@ -484,3 +484,33 @@ fn ca_debug_never_shows_the_key() {
     assert!(debug.contains("<redacted>"), "{debug}");
     assert!(!debug.contains("serialized_der"), "{debug}");
 }
+
+#[test]
+fn a_bad_request_is_the_peer_fault_and_an_expired_ca_is_not() {
+    let ca = root_ca(KeyType::EcP256);
+    let mut refused = vec![
+        ca.mint_x509_svid(b"not a CSR", &workload_params(), NOW)
+            .unwrap_err(),
+    ];
+    let foreign = csr_with(
+        &client_key(&rcgen::PKCS_ECDSA_P256_SHA256),
+        vec![uri("spiffe://other.org/web")],
+        "csr",
+    );
+    refused.push(
+        ca.mint_x509_svid(&foreign, &workload_params(), NOW)
+            .unwrap_err(),
+    );
+    let mut params = workload_params();
+    params.ttl = Some(Duration::ZERO);
+    refused.push(ca.mint_x509_svid(&plain_csr(), &params, NOW).unwrap_err());
+    for err in &refused {
+        assert!(err.is_peer_fault(), "{err}");
+    }
+    let expired = ca
+        .mint_x509_svid(&plain_csr(), &workload_params(), ca.not_after())
+        .unwrap_err();
+    assert!(matches!(expired, CaError::CaExpired { .. }), "{expired}");
+    assert!(!expired.is_peer_fault(), "{expired}");
+    assert!(!CaError::SigningFailed("rcgen".into()).is_peer_fault());
+}

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sigil_ca::X509SvidParams;
-use sigil_plugins::{AttestationStep, AttestedNode, NodeAttestorServer, PluginError};
+use sigil_ca::{CaManager, X509SvidParams};
+use sigil_plugins::{AttestationStep, AttestedNode, NodeAttestorServer};
+use sigil_proto::denied::DeniedReason;
 use sigil_proto::spire::api::server::agent::v1 as api;
 use sigil_proto::spire::api::types as wire;
 use sigil_store::AgentMask;
@@ -17,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::caller::{CERTIFICATE_MASK, serial_number};
 use crate::api::agent::AgentApi;
-use crate::api::store_status;
+use crate::api_error::ApiError;
 use crate::setup::Server;
 use crate::tokens::now;
 
@@ -25,9 +26,6 @@ use crate::tokens::now;
 const MAX_ROUNDS: usize = 8;
 /// How long the server waits for an agent's answer to a challenge.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The retry hint sent with a refusal for want of plugin capacity.
-const SATURATED_PUSHBACK: Duration = Duration::from_secs(1);
 
 /// The agent service as agents see it on the TCP API.
 pub(crate) struct AgentPeerApi(pub(crate) Arc<Server>);
@@ -56,7 +54,8 @@ impl api::agent_server::Agent for AgentPeerApi {
                         },
                     )),
                 }),
-                Err(status) => {
+                Err(error) => {
+                    let status: Status = error.into();
                     tracing::info!(code = ?status.code(), message = status.message(), "agent attestation refused");
                     Err(status)
                 }
@@ -74,7 +73,7 @@ impl api::agent_server::Agent for AgentPeerApi {
         let csr = request
             .into_inner()
             .params
-            .ok_or_else(|| Status::invalid_argument("params are required"))?
+            .ok_or_else(|| ApiError::invalid_argument("params are required"))?
             .csr;
         let svid = renew(&self.0, &agent_id, &csr).await?;
         Ok(Response::new(api::RenewAgentResponse { svid: Some(svid) }))
@@ -140,20 +139,21 @@ impl api::agent_server::Agent for AgentPeerApi {
             return Ok(Response::new(api::PostStatusResponse {}));
         }
         if version.chars().count() > MAX_AGENT_VERSION {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "agent_version is longer than {MAX_AGENT_VERSION} characters"
-            )));
+            ))
+            .into());
         }
         let Some(mut agent) = self
             .0
             .store
             .fetch_agent(&id)
             .await
-            .map_err(|e| store_status(&e))?
+            .map_err(ApiError::from)?
         else {
-            return Err(Status::permission_denied(format!(
-                "{id} is not an attested agent"
-            )));
+            return Err(
+                ApiError::permission_denied(format!("{id} is not an attested agent")).into(),
+            );
         };
         agent.agent_version = version;
         let mask = AgentMask {
@@ -164,7 +164,7 @@ impl api::agent_server::Agent for AgentPeerApi {
             .store
             .update_agent(agent, &mask)
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::PostStatusResponse {}))
     }
 }
@@ -178,29 +178,30 @@ async fn attest(
     server: &Server,
     stream: &mut Streaming<api::AttestAgentRequest>,
     send: &Sender,
-) -> Result<(wire::X509svid, bool), Status> {
+) -> Result<(wire::X509svid, bool), ApiError> {
     let first = stream
         .message()
-        .await?
-        .ok_or_else(|| Status::invalid_argument("the stream ended before the first message"))?;
+        .await
+        .map_err(ApiError::stream)?
+        .ok_or_else(|| ApiError::invalid_argument("the stream ended before the first message"))?;
     let Some(api::attest_agent_request::Step::Params(params)) = first.step else {
-        return Err(Status::invalid_argument(
+        return Err(ApiError::invalid_argument(
             "the first message must carry params",
         ));
     };
     let data = params
         .data
-        .ok_or_else(|| Status::invalid_argument("params.data is required"))?;
+        .ok_or_else(|| ApiError::invalid_argument("params.data is required"))?;
     let csr = params
         .params
-        .ok_or_else(|| Status::invalid_argument("params.params is required"))?
+        .ok_or_else(|| ApiError::invalid_argument("params.params is required"))?
         .csr;
     let plugin = server
         .node_attestors
         .get(&data.r#type)
         .cloned()
         .ok_or_else(|| {
-            Status::invalid_argument(format!(
+            ApiError::invalid_argument(format!(
                 "no node attestor named {:?} is configured",
                 data.r#type
             ))
@@ -211,23 +212,29 @@ async fn attest(
         let (challenge, state) = match step {
             AttestationStep::Done(node) => return finish(server, &plugin, node, &csr).await,
             AttestationStep::Challenge { challenge, state } => (challenge, state),
-            _ => return Err(Status::internal("unknown attestation step")),
+            _ => {
+                return Err(ApiError::internal(
+                    "the node attestor failed",
+                    "unknown attestation step",
+                ));
+            }
         };
         send.send(Ok(api::AttestAgentResponse {
             step: Some(api::attest_agent_response::Step::Challenge(challenge)),
         }))
         .await
-        .map_err(|_| Status::cancelled("the agent went away"))?;
+        .map_err(|_| ApiError::Cancelled("the agent went away".into()))?;
         let answer = tokio::time::timeout(ANSWER_TIMEOUT, stream.next())
             .await
-            .map_err(|_| Status::deadline_exceeded("no answer to the challenge in time"))?
-            .ok_or_else(|| Status::invalid_argument("the stream ended before the answer"))??;
+            .map_err(|_| ApiError::DeadlineExceeded("no answer to the challenge in time".into()))?
+            .ok_or_else(|| ApiError::invalid_argument("the stream ended before the answer"))?
+            .map_err(ApiError::stream)?;
         let Some(api::attest_agent_request::Step::ChallengeResponse(response)) = answer.step else {
-            return Err(Status::invalid_argument("expected a challenge response"));
+            return Err(ApiError::invalid_argument("expected a challenge response"));
         };
         step = run_plugin(&plugin, Round::Resume(state, response)).await?;
     }
-    Err(Status::permission_denied(format!(
+    Err(ApiError::permission_denied(format!(
         "node attestor {} asked for more than {MAX_ROUNDS} rounds",
         plugin.name()
     )))
@@ -240,43 +247,18 @@ enum Round {
 
 /// One plugin call on a blocking thread (plugin calls are synchronous and may block on
 /// capability I/O).
-async fn run_plugin(plugin: &NodeAttestorServer, round: Round) -> Result<AttestationStep, Status> {
+async fn run_plugin(
+    plugin: &NodeAttestorServer,
+    round: Round,
+) -> Result<AttestationStep, ApiError> {
     let plugin = plugin.clone();
     tokio::task::spawn_blocking(move || match round {
         Round::Attest(payload) => plugin.attest(&payload),
         Round::Resume(state, response) => plugin.resume(&state, &response),
     })
     .await
-    .map_err(|_| Status::internal("the node attestor call panicked"))?
-    .map_err(|error| plugin_status(&error))
-}
-
-/// A plugin's refusal as the agent sees it: the plugin's own reasons are for the agent;
-/// a saturated plugin host is Unavailable with a retry hint (the plugin host reports
-/// saturation in the log, at most every few seconds); host failures are logged and hidden.
-fn plugin_status(error: &PluginError) -> Status {
-    match error {
-        PluginError::Saturated { .. } => {
-            tracing::debug!(error = %error, "node attestor saturated");
-            sigil_proto::retry::unavailable_retry_after(
-                "the server is busy attesting other agents; retry later",
-                SATURATED_PUSHBACK,
-            )
-        }
-        PluginError::Plugin { reason, .. } if reason.starts_with("invalid-argument") => {
-            Status::invalid_argument(format!("failed to attest: {reason}"))
-        }
-        PluginError::Plugin { reason, .. } if reason.starts_with("unavailable") => {
-            Status::unavailable(format!("failed to attest: {reason}"))
-        }
-        PluginError::Plugin { reason, .. } => {
-            Status::permission_denied(format!("failed to attest: {reason}"))
-        }
-        other => {
-            tracing::error!(error = %other, "node attestor failed");
-            Status::internal("the node attestor failed; see the server log")
-        }
-    }
+    .map_err(|e| ApiError::internal("the node attestor failed", e))?
+    .map_err(ApiError::from)
 }
 
 /// The node is attested: refuse a banned agent, store it, sign its SVID.
@@ -285,14 +267,14 @@ async fn finish(
     plugin: &NodeAttestorServer,
     node: AttestedNode,
     csr: &[u8],
-) -> Result<(wire::X509svid, bool), Status> {
+) -> Result<(wire::X509svid, bool), ApiError> {
     let existing = server
         .store
         .fetch_agent(&node.agent_id)
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(ApiError::from)?;
     if existing.as_ref().is_some_and(|agent| agent.banned) {
-        return Err(Status::permission_denied(format!(
+        return Err(ApiError::permission_denied(format!(
             "agent {} is banned",
             node.agent_id
         )));
@@ -324,7 +306,7 @@ async fn finish(
             server.store.update_agent(agent, &mask).await
         }
     };
-    stored.map_err(|e| store_status(&e))?;
+    stored.map_err(ApiError::from)?;
     // The agent's next call must find itself in the cache.
     if let Err(error) = server.cache.sync_once(server.store.as_ref()).await {
         tracing::warn!(error = %error, "entry cache sync after attestation failed");
@@ -338,13 +320,23 @@ pub(crate) fn agent_svid(
     server: &Server,
     agent_id: &sigil_types::SpiffeId,
     csr: &[u8],
-) -> Result<wire::X509svid, Status> {
+) -> Result<wire::X509svid, ApiError> {
+    mint_agent_svid(&server.ca, server.config.agent_ttl, agent_id, csr, now())
+}
+
+/// The agent SVID `ca` signs for `csr`. A CSR the CA refuses is the agent's to fix
+/// (InvalidArgument naming the rule); a failure of the CA itself is logged and reaches the
+/// agent as Internal without its cause.
+fn mint_agent_svid(
+    ca: &CaManager,
+    ttl: Option<Duration>,
+    agent_id: &sigil_types::SpiffeId,
+    csr: &[u8],
+    now: sigil_types::UnixTime,
+) -> Result<wire::X509svid, ApiError> {
     let mut params = X509SvidParams::new(agent_id.clone());
-    params.ttl = server.config.agent_ttl;
-    let issued = server
-        .ca
-        .mint_x509_svid(csr, &params, now())
-        .map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+    params.ttl = ttl;
+    let issued = ca.mint_x509_svid(csr, &params, now)?;
     Ok(wire::X509svid {
         cert_chain: issued.cert_chain,
         id: Some(wire::Spiffeid::from(agent_id)),
@@ -360,20 +352,21 @@ async fn renew(
     server: &Server,
     agent_id: &sigil_types::SpiffeId,
     csr: &[u8],
-) -> Result<wire::X509svid, Status> {
+) -> Result<wire::X509svid, ApiError> {
     let agent = server
         .store
         .fetch_agent(agent_id)
         .await
-        .map_err(|e| store_status(&e))?
-        .ok_or_else(|| Status::not_found(format!("agent {agent_id} not found")))?;
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::not_found(format!("agent {agent_id} not found")))?;
     if agent.can_reattest {
-        return Err(Status::permission_denied(
+        return Err(ApiError::agent_denied(
+            DeniedReason::AgentMustReattest,
             "agent must reattest instead of renew",
         ));
     }
     if csr.is_empty() {
-        return Err(Status::invalid_argument("missing CSR"));
+        return Err(ApiError::invalid_argument("missing CSR"));
     }
     let svid = agent_svid(server, agent_id, csr)?;
     let renewed = AttestedAgent {
@@ -390,19 +383,28 @@ async fn renew(
         .store
         .update_agent(renewed, &mask)
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(ApiError::from)?;
     tracing::info!(agent = %agent_id, "agent SVID renewed");
     Ok(svid)
 }
 
 /// The serial number of the SVID's leaf, in the datastore's form.
-fn serial_of(svid: &wire::X509svid) -> Result<String, Status> {
+fn serial_of(svid: &wire::X509svid) -> Result<String, ApiError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
-    let leaf = svid
-        .cert_chain
-        .first()
-        .ok_or_else(|| Status::internal("the CA returned no certificate"))?;
-    let (_, cert) = X509Certificate::from_der(leaf)
-        .map_err(|_| Status::internal("the CA returned an unreadable certificate"))?;
+    let leaf = svid.cert_chain.first().ok_or_else(|| {
+        ApiError::internal(
+            "the CA could not issue the certificate",
+            "the CA returned no certificate",
+        )
+    })?;
+    let (_, cert) = X509Certificate::from_der(leaf).map_err(|e| {
+        ApiError::internal(
+            "the CA could not issue the certificate",
+            format!("the CA returned an unreadable certificate: {e}"),
+        )
+    })?;
     Ok(serial_number(&cert))
 }
+
+#[cfg(test)]
+mod tests;

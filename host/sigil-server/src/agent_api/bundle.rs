@@ -11,8 +11,8 @@ use sigil_types::{Bundle, JwtAuthority};
 use tonic::{Request, Response, Status};
 
 use crate::api::bundle::BundleApi;
-use crate::api::store_status;
 use crate::api::trustdomain::TrustDomainApi;
+use crate::api_error::ApiError;
 use crate::setup::Server;
 
 /// The bundle service on the TCP API.
@@ -52,18 +52,18 @@ impl api::bundle_server::Bundle for BundlePeerApi {
         let key = request
             .into_inner()
             .jwt_authority
-            .ok_or_else(|| Status::invalid_argument("jwt_authority is required"))?;
+            .ok_or_else(|| ApiError::invalid_argument("jwt_authority is required"))?;
         let mut published = Bundle::new(self.0.trust_domain.clone());
         published.jwt_authorities.push(JwtAuthority::from(&key));
         published
             .validate()
-            .map_err(|e| Status::invalid_argument(format!("jwt_authority: {e}")))?;
+            .map_err(|e| ApiError::invalid_argument(format!("jwt_authority: {e}")))?;
         let bundle = self
             .0
             .store
             .append_bundle(published)
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         tracing::info!(
             downstream = %downstream.spiffe_id,
             key_id = %key.key_id,
@@ -78,7 +78,7 @@ impl api::bundle_server::Bundle for BundlePeerApi {
         &self,
         _request: Request<api::PublishWitAuthorityRequest>,
     ) -> Result<Response<api::PublishWitAuthorityResponse>, Status> {
-        Err(crate::api::wit_unsupported())
+        Err(ApiError::wit_unsupported().into())
     }
 
     async fn append_bundle(

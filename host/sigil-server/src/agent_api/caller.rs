@@ -5,13 +5,14 @@
 //! the new serial, so the old SVID is refused from then on. Attesting again replaces the
 //! current serial the same way.
 
+use sigil_proto::denied::DeniedReason;
 use sigil_store::AgentMask;
 use sigil_types::{AttestedAgent, SpiffeId};
-use tonic::{Request, Status};
+use tonic::Request;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::caller_id;
-use crate::api::store_status;
+use crate::api_error::ApiError;
 use crate::setup::Server;
 use crate::tokens::now;
 
@@ -23,7 +24,7 @@ use crate::tokens::now;
 pub(crate) fn calling_agent<'a, T>(
     server: &'a Server,
     request: &Request<T>,
-) -> impl Future<Output = Result<SpiffeId, Status>> + Send + use<'a, T> {
+) -> impl Future<Output = Result<SpiffeId, ApiError>> + Send + use<'a, T> {
     let caller = caller_id(request).and_then(|id| Ok((id, presented_svid(request)?)));
     async move {
         let (id, presented) = caller?;
@@ -35,16 +36,20 @@ async fn active_agent(
     server: &Server,
     id: SpiffeId,
     presented: PresentedSvid,
-) -> Result<SpiffeId, Status> {
+) -> Result<SpiffeId, ApiError> {
     if presented.not_after < now() {
-        return Err(Status::permission_denied(format!(
-            "agent {id} SVID is expired"
-        )));
+        return Err(ApiError::agent_denied(
+            DeniedReason::AgentExpired,
+            format!("agent {id} SVID is expired"),
+        ));
     }
     // The cache answers the common case without the datastore: the current SVID.
     if let Some(cached) = server.cache.agent(&id) {
         if cached.banned {
-            return Err(Status::permission_denied(format!("agent {id} is banned")));
+            return Err(ApiError::agent_denied(
+                DeniedReason::AgentBanned,
+                format!("agent {id} is banned"),
+            ));
         }
         if !cached.cert_serial_number.is_empty() && cached.cert_serial_number == presented.serial {
             return Ok(id);
@@ -56,10 +61,18 @@ async fn active_agent(
         .store
         .fetch_agent(&id)
         .await
-        .map_err(|e| store_status(&e))?
-        .ok_or_else(|| Status::permission_denied(format!("{id} is not an attested agent")))?;
+        .map_err(ApiError::from)?
+        .ok_or_else(|| {
+            ApiError::agent_denied(
+                DeniedReason::AgentNotAttested,
+                format!("{id} is not an attested agent"),
+            )
+        })?;
     if agent.banned {
-        return Err(Status::permission_denied(format!("agent {id} is banned")));
+        return Err(ApiError::agent_denied(
+            DeniedReason::AgentBanned,
+            format!("agent {id} is banned"),
+        ));
     }
     if agent.cert_serial_number == presented.serial {
         return Ok(id);
@@ -75,10 +88,13 @@ async fn active_agent(
         current = %agent.cert_serial_number,
         "agent SVID is not active"
     );
-    Err(Status::permission_denied(format!(
-        "agent {id} expected to have serial number {:?}; has {:?}",
-        agent.cert_serial_number, presented.serial
-    )))
+    Err(ApiError::agent_denied(
+        DeniedReason::AgentNotActive,
+        format!(
+            "agent {id} expected to have serial number {:?}; has {:?}",
+            agent.cert_serial_number, presented.serial
+        ),
+    ))
 }
 
 /// What the per-call check reads from the caller's leaf certificate.
@@ -88,15 +104,15 @@ struct PresentedSvid {
     not_after: i64,
 }
 
-fn presented_svid<T>(request: &Request<T>) -> Result<PresentedSvid, Status> {
+fn presented_svid<T>(request: &Request<T>) -> Result<PresentedSvid, ApiError> {
     let certs = request.peer_certs();
     let leaf = certs
         .as_deref()
         .and_then(|chain| chain.first())
-        .ok_or_else(|| Status::unauthenticated("this call needs an X509-SVID (mTLS)"))?;
+        .ok_or_else(|| ApiError::unauthenticated("this call needs an X509-SVID (mTLS)"))?;
     // The TLS layer has verified this chain, so it parses.
     let (_, cert) = X509Certificate::from_der(leaf.as_ref())
-        .map_err(|_| Status::unauthenticated("the client certificate cannot be read"))?;
+        .map_err(|_| ApiError::unauthenticated("the client certificate cannot be read"))?;
     Ok(PresentedSvid {
         serial: serial_number(&cert),
         not_after: cert.validity().not_after.timestamp(),
@@ -110,7 +126,7 @@ pub(crate) fn serial_number(cert: &X509Certificate<'_>) -> String {
 
 /// The agent has used its new SVID: it becomes the current one and the old one is refused
 /// from now on.
-async fn activate_new_svid(server: &Server, agent: AttestedAgent) -> Result<(), Status> {
+async fn activate_new_svid(server: &Server, agent: AttestedAgent) -> Result<(), ApiError> {
     let id = agent.spiffe_id.clone();
     let serial = agent.new_cert_serial_number.clone();
     let active = AttestedAgent {
@@ -124,7 +140,7 @@ async fn activate_new_svid(server: &Server, agent: AttestedAgent) -> Result<(), 
         .store
         .update_agent(active, &CERTIFICATE_MASK)
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(ApiError::from)?;
     // This server's next call from the agent must see the change (other servers follow the
     // event log within a second).
     if let Err(error) = server.cache.sync_once(server.store.as_ref()).await {

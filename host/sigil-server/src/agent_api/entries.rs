@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::entry::EntryApi;
 use crate::api::entry::masked;
+use crate::api_error::ApiError;
 use crate::setup::Server;
 
 /// Up to this many authorized entries are sent in full at once; above it the agent gets
@@ -52,17 +53,16 @@ impl api::entry_server::Entry for EntryPeerApi {
     ) -> Result<Response<Self::SyncAuthorizedEntriesStream>, Status> {
         let agent_id = super::calling_agent(&self.0, &request).await?;
         let mut requests = request.into_inner();
-        let first = requests
-            .message()
-            .await?
-            .ok_or_else(|| Status::invalid_argument("the stream ended before the first request"))?;
+        let first = requests.message().await?.ok_or_else(|| {
+            ApiError::invalid_argument("the stream ended before the first request")
+        })?;
         let mask = first.output_mask;
         let mut entries = self.0.cache.authorized_entries(&agent_id);
         entries.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
         let (send, receive) = mpsc::channel(4);
         tokio::spawn(async move {
-            if let Err(status) = sync(&entries, mask.as_ref(), &mut requests, &send).await {
-                let _ = send.send(Err(status)).await;
+            if let Err(error) = sync(&entries, mask.as_ref(), &mut requests, &send).await {
+                let _ = send.send(Err(error.into())).await;
             }
         });
         Ok(Response::new(ReceiverStream::new(receive)))
@@ -124,7 +124,7 @@ async fn sync(
     mask: Option<&wire::EntryMask>,
     requests: &mut Streaming<api::SyncAuthorizedEntriesRequest>,
     send: &SyncSender,
-) -> Result<(), Status> {
+) -> Result<(), ApiError> {
     if entries.len() <= FULL_SYNC_LIMIT {
         return send_entries(entries.iter().map(|e| masked(e, mask)).collect(), send).await;
     }
@@ -148,7 +148,7 @@ async fn sync(
         )
         .await?;
     }
-    while let Some(request) = requests.message().await? {
+    while let Some(request) = requests.message().await.map_err(ApiError::stream)? {
         let wanted: Vec<wire::Entry> = request
             .ids
             .iter()
@@ -165,7 +165,7 @@ async fn sync(
 }
 
 /// `entries` in pages, `more` set on all but the last (one empty page when there are none).
-async fn send_entries(entries: Vec<wire::Entry>, send: &SyncSender) -> Result<(), Status> {
+async fn send_entries(entries: Vec<wire::Entry>, send: &SyncSender) -> Result<(), ApiError> {
     if entries.is_empty() {
         return respond(send, api::SyncAuthorizedEntriesResponse::default()).await;
     }
@@ -187,8 +187,8 @@ async fn send_entries(entries: Vec<wire::Entry>, send: &SyncSender) -> Result<()
 async fn respond(
     send: &SyncSender,
     response: api::SyncAuthorizedEntriesResponse,
-) -> Result<(), Status> {
+) -> Result<(), ApiError> {
     send.send(Ok(response))
         .await
-        .map_err(|_| Status::cancelled("the agent went away"))
+        .map_err(|_| ApiError::Cancelled("the agent went away".into()))
 }

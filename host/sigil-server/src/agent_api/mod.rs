@@ -24,9 +24,9 @@ use sigil_types::{RegistrationEntry, SpiffeId};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::StreamExt;
-use tonic::{Request, Status};
+use tonic::Request;
 
-use crate::api::store_status;
+use crate::api_error::ApiError;
 use crate::error::ServerError;
 use crate::setup::Server;
 use crate::tls::{ServerSvid, client_verifier, peer_spiffe_id, provider};
@@ -132,10 +132,10 @@ pub async fn serve_agents_on(
 
 /// The caller's SPIFFE ID: the URI SAN of its client certificate, which the TLS layer has
 /// already verified against the bundle.
-fn caller_id<T>(request: &Request<T>) -> Result<SpiffeId, Status> {
+fn caller_id<T>(request: &Request<T>) -> Result<SpiffeId, ApiError> {
     let certs = request.peer_certs();
     peer_spiffe_id(certs.as_deref().map(Vec::as_slice))
-        .ok_or_else(|| Status::unauthenticated("this call needs an X509-SVID (mTLS)"))
+        .ok_or_else(|| ApiError::unauthenticated("this call needs an X509-SVID (mTLS)"))
 }
 
 /// The registration entries of the caller's SPIFFE ID. Admin and downstream calls are rare
@@ -144,7 +144,7 @@ fn caller_id<T>(request: &Request<T>) -> Result<SpiffeId, Status> {
 async fn caller_entries<T>(
     server: &Server,
     request: &Request<T>,
-) -> Result<(SpiffeId, Vec<RegistrationEntry>), Status> {
+) -> Result<(SpiffeId, Vec<RegistrationEntry>), ApiError> {
     let id = caller_id(request)?;
     let filter = EntryFilter {
         by_spiffe_id: Some(id.clone()),
@@ -154,18 +154,21 @@ async fn caller_entries<T>(
         .store
         .list_entries(&filter, None)
         .await
-        .map_err(|e| store_status(&e))?;
+        .map_err(ApiError::from)?;
     Ok((id, entries.items))
 }
 
 /// An admin caller: its SVID's SPIFFE ID has a registration entry with `admin` set (SPIRE's
 /// rule). Admin calls on the TCP API then behave exactly as on the admin socket.
-pub(crate) async fn calling_admin<T>(server: &Server, request: &Request<T>) -> Result<(), Status> {
+pub(crate) async fn calling_admin<T>(
+    server: &Server,
+    request: &Request<T>,
+) -> Result<(), ApiError> {
     let (id, entries) = caller_entries(server, request).await?;
     if entries.iter().any(|e| e.admin) {
         Ok(())
     } else {
-        Err(Status::permission_denied(format!(
+        Err(ApiError::permission_denied(format!(
             "{id} is not an admin: no registration entry with admin set has this SPIFFE ID"
         )))
     }
@@ -175,10 +178,10 @@ pub(crate) async fn calling_admin<T>(server: &Server, request: &Request<T>) -> R
 pub(crate) async fn calling_downstream<T>(
     server: &Server,
     request: &Request<T>,
-) -> Result<RegistrationEntry, Status> {
+) -> Result<RegistrationEntry, ApiError> {
     let (id, entries) = caller_entries(server, request).await?;
     entries.into_iter().find(|e| e.downstream).ok_or_else(|| {
-        Status::permission_denied(format!(
+        ApiError::permission_denied(format!(
             "{id} is not a downstream server: no registration entry with downstream set has \
              this SPIFFE ID"
         ))

@@ -12,7 +12,7 @@ use sigil_types::{EntryId, RegistrationEntry, SpiffeId};
 use tonic::{Request, Response, Status};
 
 use crate::api::svid::SvidAdminApi;
-use crate::api::{item_status, ok_status};
+use crate::api_error::{ApiError, item_status, ok_status};
 use crate::setup::Server;
 use crate::tokens::now;
 
@@ -41,14 +41,14 @@ impl api::svid_server::Svid for SvidPeerApi {
         &self,
         _request: Request<api::MintWitsvidRequest>,
     ) -> Result<Response<api::MintWitsvidResponse>, Status> {
-        Err(crate::api::wit_unsupported())
+        Err(ApiError::wit_unsupported().into())
     }
 
     async fn batch_new_witsvid(
         &self,
         _request: Request<api::BatchNewWitsvidRequest>,
     ) -> Result<Response<api::BatchNewWitsvidResponse>, Status> {
-        Err(crate::api::wit_unsupported())
+        Err(ApiError::wit_unsupported().into())
     }
 
     async fn batch_new_x509svid(
@@ -63,10 +63,7 @@ impl api::svid_server::Svid for SvidPeerApi {
         // the cores.
         let results = tokio::task::spawn_blocking(move || mint_batch(&server, &agent_id, &params))
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "minting a batch of SVIDs failed");
-                Status::internal("minting the batch failed; see the server log")
-            })?;
+            .map_err(|e| ApiError::internal("minting the batch failed", e))?;
         Ok(Response::new(api::BatchNewX509svidResponse { results }))
     }
 
@@ -77,12 +74,10 @@ impl api::svid_server::Svid for SvidPeerApi {
         let agent_id = super::calling_agent(&self.0, &request).await?;
         let request = request.into_inner();
         if request.audience.is_empty() {
-            return Err(Status::invalid_argument(
-                "at least one audience is required",
-            ));
+            return Err(ApiError::invalid_argument("at least one audience is required").into());
         }
         sigil_types::check_audience(&request.audience)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| ApiError::invalid_argument(e.to_string()))?;
         let entry = authorized(&self.0, &agent_id, &request.entry_id)?;
         let ttl = (entry.jwt_svid_ttl > 0)
             .then(|| std::time::Duration::from_secs(u64::from(entry.jwt_svid_ttl)));
@@ -90,7 +85,7 @@ impl api::svid_server::Svid for SvidPeerApi {
             .0
             .ca
             .mint_jwt_svid(&entry.spiffe_id, &request.audience, ttl, now())
-            .map_err(|e| Status::internal(format!("cannot sign the JWT-SVID: {e}")))?;
+            .map_err(ApiError::from)?;
         let mut svid = wire::Jwtsvid::from(&svid);
         svid.hint = entry.hint.clone();
         Ok(Response::new(api::NewJwtsvidResponse { svid: Some(svid) }))
@@ -107,9 +102,9 @@ impl api::svid_server::Svid for SvidPeerApi {
             Ok(0) => config.ca_ttl,
             Ok(seconds) => std::time::Duration::from_secs(seconds),
             Err(_) => {
-                return Err(Status::invalid_argument(
-                    "preferred_ttl must not be negative",
-                ));
+                return Err(
+                    ApiError::invalid_argument("preferred_ttl must not be negative").into(),
+                );
             }
         };
         let issued = self
@@ -118,7 +113,7 @@ impl api::svid_server::Svid for SvidPeerApi {
             .current()
             .x509_ca()
             .mint_downstream_ca(&request.csr, &config.subject, ttl, now())
-            .map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+            .map_err(ApiError::from)?;
         tracing::info!(
             downstream = %entry.spiffe_id,
             expires_at = issued.expires_at,
@@ -165,7 +160,7 @@ fn mint_batch(
                 svid: Some(svid),
             },
             Err(status) => api::batch_new_x509svid_response::Result {
-                status: Some(item_status(&status)),
+                status: Some(item_status(status)),
                 svid: None,
             },
         }
@@ -192,9 +187,10 @@ fn mint_batch(
             .into_iter()
             .flat_map(|(len, worker)| {
                 worker.join().unwrap_or_else(|_| {
-                    tracing::error!("a minting thread panicked");
-                    let failed =
-                        item_status(&Status::internal("minting failed; see the server log"));
+                    let failed = item_status(ApiError::internal(
+                        "minting failed",
+                        "a minting thread panicked",
+                    ));
                     vec![
                         api::batch_new_x509svid_response::Result {
                             status: Some(failed),
@@ -214,7 +210,7 @@ fn mint_one(
     entry: &RegistrationEntry,
     csr: &[u8],
     now: sigil_types::UnixTime,
-) -> Result<wire::X509svid, Status> {
+) -> Result<wire::X509svid, ApiError> {
     let mut svid = X509SvidParams::new(entry.spiffe_id.clone());
     if entry.x509_svid_ttl > 0 {
         svid.ttl = Some(std::time::Duration::from_secs(u64::from(
@@ -231,7 +227,7 @@ fn mint_one(
             expires_at: issued.expires_at,
             hint: entry.hint.clone(),
         })
-        .map_err(|e| Status::invalid_argument(format!("csr: {e}")))
+        .map_err(ApiError::from)
 }
 
 /// The entry `entry_id` if the agent is authorized for it.
@@ -239,7 +235,7 @@ fn authorized(
     server: &Server,
     agent_id: &SpiffeId,
     entry_id: &str,
-) -> Result<Arc<RegistrationEntry>, Status> {
+) -> Result<Arc<RegistrationEntry>, ApiError> {
     server
         .cache
         .authorized_entries(agent_id)
@@ -250,11 +246,11 @@ fn authorized(
 
 /// PermissionDenied for an entry the agent is not authorized for, naming the entry's SPIFFE
 /// ID when the entry exists.
-fn denied(server: &Server, agent_id: &SpiffeId, entry_id: &str) -> Status {
+fn denied(server: &Server, agent_id: &SpiffeId, entry_id: &str) -> ApiError {
     let known = EntryId::new(entry_id)
         .ok()
         .and_then(|id| server.cache.entry(&id));
-    Status::permission_denied(match known {
+    ApiError::permission_denied(match known {
         Some(entry) => format!(
             "agent {agent_id} is not authorized for {} (entry {entry_id})",
             entry.spiffe_id

@@ -12,7 +12,8 @@ use sigil_types::{JoinToken, RegistrationEntry, Selector, SpiffeId, TrustDomain}
 use tonic::{Request, Response, Status};
 
 use super::entry_rules::check_workload_id;
-use super::{spiffe_id, store_status};
+use super::spiffe_id;
+use crate::api_error::ApiError;
 use crate::setup::Server;
 use crate::tokens::now;
 
@@ -38,7 +39,7 @@ impl api::agent_server::Agent for AgentApi {
             .store
             .count_agents(&filter)
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::CountAgentsResponse {
             count: i32::try_from(count).unwrap_or(i32::MAX),
         }))
@@ -61,7 +62,7 @@ impl api::agent_server::Agent for AgentApi {
             .store
             .list_agents(&filter, Some(&page))
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::ListAgentsResponse {
             agents: page.items.iter().map(wire::Agent::from).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
@@ -75,8 +76,8 @@ impl api::agent_server::Agent for AgentApi {
         let id = spiffe_id("id", request.into_inner().id.as_ref())?;
         match self.0.store.fetch_agent(&id).await {
             Ok(Some(agent)) => Ok(Response::new(wire::Agent::from(&agent))),
-            Ok(None) => Err(Status::not_found(format!("agent {id} not found"))),
-            Err(error) => Err(store_status(&error)),
+            Ok(None) => Err(ApiError::not_found(format!("agent {id} not found")).into()),
+            Err(error) => Err(ApiError::from(error).into()),
         }
     }
 
@@ -89,7 +90,7 @@ impl api::agent_server::Agent for AgentApi {
             .store
             .delete_agent(&id)
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         tracing::info!(agent = %id, "agent evicted");
         Ok(Response::new(()))
     }
@@ -104,9 +105,9 @@ impl api::agent_server::Agent for AgentApi {
             .store
             .fetch_agent(&id)
             .await
-            .map_err(|e| store_status(&e))?
+            .map_err(ApiError::from)?
         else {
-            return Err(Status::not_found(format!("agent {id} not found")));
+            return Err(ApiError::not_found(format!("agent {id} not found")).into());
         };
         agent.banned = true;
         let mask = AgentMask {
@@ -117,7 +118,7 @@ impl api::agent_server::Agent for AgentApi {
             .store
             .update_agent(agent, &mask)
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         tracing::info!(agent = %id, "agent banned");
         Ok(Response::new(()))
     }
@@ -128,20 +129,22 @@ impl api::agent_server::Agent for AgentApi {
         &self,
         _request: Request<tonic::Streaming<api::AttestAgentRequest>>,
     ) -> Result<Response<Self::AttestAgentStream>, Status> {
-        Err(Status::unimplemented(
+        Err(ApiError::unimplemented(
             "AttestAgent is served on the agent API (bind_address:bind_port), not on the admin \
              socket",
-        ))
+        )
+        .into())
     }
 
     async fn renew_agent(
         &self,
         _request: Request<api::RenewAgentRequest>,
     ) -> Result<Response<api::RenewAgentResponse>, Status> {
-        Err(Status::unimplemented(
+        Err(ApiError::unimplemented(
             "RenewAgent is served on the agent API (bind_address:bind_port), not on the admin \
              socket",
-        ))
+        )
+        .into())
     }
 
     async fn create_join_token(
@@ -152,7 +155,7 @@ impl api::agent_server::Agent for AgentApi {
         let ttl = match u64::try_from(request.ttl) {
             Ok(0) => DEFAULT_TOKEN_TTL,
             Ok(seconds) => Duration::from_secs(seconds),
-            Err(_) => return Err(Status::invalid_argument("ttl must not be negative")),
+            Err(_) => return Err(ApiError::invalid_argument("ttl must not be negative").into()),
         };
         let token = if request.token.is_empty() {
             uuid::Uuid::new_v4().to_string()
@@ -179,13 +182,13 @@ impl api::agent_server::Agent for AgentApi {
             .store
             .create_join_token(join_token)
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         if let Some(alias) = alias {
             self.0
                 .store
                 .create_entry(alias)
                 .await
-                .map_err(|e| store_status(&e))?;
+                .map_err(ApiError::from)?;
         }
         Ok(Response::new(wire::JoinToken {
             value: token,
@@ -197,7 +200,7 @@ impl api::agent_server::Agent for AgentApi {
         &self,
         _request: Request<api::PostStatusRequest>,
     ) -> Result<Response<api::PostStatusResponse>, Status> {
-        Err(Status::unimplemented("PostStatus is not supported"))
+        Err(ApiError::unimplemented("PostStatus is not supported").into())
     }
 }
 
@@ -209,11 +212,11 @@ fn alias_entry(
     trust_domain: &TrustDomain,
     alias: SpiffeId,
     token: &str,
-) -> Result<RegistrationEntry, Status> {
+) -> Result<RegistrationEntry, ApiError> {
     let agent_id = SpiffeId::new(trust_domain, &format!("/spire/agent/join_token/{token}"))
-        .map_err(|e| Status::invalid_argument(format!("token: {e}")))?;
+        .map_err(|e| ApiError::invalid_argument(format!("token: {e}")))?;
     let selector = Selector::new("spiffe_id", agent_id.as_str())
-        .map_err(|e| Status::invalid_argument(format!("token: {e}")))?;
+        .map_err(|e| ApiError::invalid_argument(format!("token: {e}")))?;
     Ok(RegistrationEntry::new(alias, agent_id, vec![selector]))
 }
 

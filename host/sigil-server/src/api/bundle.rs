@@ -9,7 +9,7 @@ use sigil_store::{BundleMask, DeleteMode};
 use sigil_types::{Bundle, TrustDomain};
 use tonic::{Request, Response, Status};
 
-use super::{item_status, ok_status, store_status};
+use crate::api_error::{ApiError, item_status, ok_status};
 use crate::setup::Server;
 
 /// The bundle service.
@@ -21,12 +21,7 @@ impl api::bundle_server::Bundle for BundleApi {
         &self,
         _request: Request<api::CountBundlesRequest>,
     ) -> Result<Response<api::CountBundlesResponse>, Status> {
-        let count = self
-            .0
-            .store
-            .count_bundles()
-            .await
-            .map_err(|e| store_status(&e))?;
+        let count = self.0.store.count_bundles().await.map_err(ApiError::from)?;
         Ok(Response::new(api::CountBundlesResponse {
             count: i32::try_from(count).unwrap_or(i32::MAX),
         }))
@@ -46,9 +41,10 @@ impl api::bundle_server::Bundle for BundleApi {
     ) -> Result<Response<wire::Bundle>, Status> {
         let request = request.into_inner();
         if request.x509_authorities.is_empty() && request.jwt_authorities.is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(ApiError::invalid_argument(
                 "nothing to append: give x509_authorities or jwt_authorities",
-            ));
+            )
+            .into());
         }
         // Checked through the wire bundle's conversion, so a bad certificate or key is named
         // by field before anything is written.
@@ -61,13 +57,13 @@ impl api::bundle_server::Bundle for BundleApi {
             // Dropped by the conversion, as SPIRE's AppendBundle drops them.
             wit_authorities: request.wit_authorities,
         })
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(|e| ApiError::invalid_argument(e.to_string()))?;
         let bundle = self
             .0
             .store
             .append_bundle(appended)
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(masked(&bundle, request.output_mask.as_ref())))
     }
 
@@ -75,17 +71,18 @@ impl api::bundle_server::Bundle for BundleApi {
         &self,
         _request: Request<api::PublishJwtAuthorityRequest>,
     ) -> Result<Response<api::PublishJwtAuthorityResponse>, Status> {
-        Err(Status::permission_denied(
+        Err(ApiError::permission_denied(
             "PublishJWTAuthority is for downstream servers, over the agent API with a \
              downstream entry's SVID",
-        ))
+        )
+        .into())
     }
 
     async fn publish_wit_authority(
         &self,
         _request: Request<api::PublishWitAuthorityRequest>,
     ) -> Result<Response<api::PublishWitAuthorityResponse>, Status> {
-        Err(super::wit_unsupported())
+        Err(ApiError::wit_unsupported().into())
     }
 
     async fn list_federated_bundles(
@@ -99,7 +96,7 @@ impl api::bundle_server::Bundle for BundleApi {
             .store
             .list_bundles(Some(&page))
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::ListFederatedBundlesResponse {
             bundles: page
                 .items
@@ -134,7 +131,7 @@ impl api::bundle_server::Bundle for BundleApi {
                     .store
                     .create_bundle(bundle)
                     .await
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             results.push(match created {
@@ -143,7 +140,7 @@ impl api::bundle_server::Bundle for BundleApi {
                     bundle: Some(masked(&bundle, request.output_mask.as_ref())),
                 },
                 Err(status) => api::batch_create_federated_bundle_response::Result {
-                    status: Some(item_status(&status)),
+                    status: Some(item_status(status)),
                     bundle: None,
                 },
             });
@@ -176,7 +173,7 @@ impl api::bundle_server::Bundle for BundleApi {
                     .store
                     .update_bundle(bundle, &mask)
                     .await
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             results.push(match updated {
@@ -185,7 +182,7 @@ impl api::bundle_server::Bundle for BundleApi {
                     bundle: Some(masked(&bundle, request.output_mask.as_ref())),
                 },
                 Err(status) => api::batch_update_federated_bundle_response::Result {
-                    status: Some(item_status(&status)),
+                    status: Some(item_status(status)),
                     bundle: None,
                 },
             });
@@ -208,7 +205,7 @@ impl api::bundle_server::Bundle for BundleApi {
                     .store
                     .set_bundle(bundle)
                     .await
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             results.push(match set {
@@ -217,7 +214,7 @@ impl api::bundle_server::Bundle for BundleApi {
                     bundle: Some(masked(&bundle, request.output_mask.as_ref())),
                 },
                 Err(status) => api::batch_set_federated_bundle_response::Result {
-                    status: Some(item_status(&status)),
+                    status: Some(item_status(status)),
                     bundle: None,
                 },
             });
@@ -236,7 +233,7 @@ impl api::bundle_server::Bundle for BundleApi {
             0 => DeleteMode::Restrict,
             1 => DeleteMode::Delete,
             2 => DeleteMode::Dissociate,
-            other => return Err(Status::invalid_argument(format!("unknown mode {other}"))),
+            other => return Err(ApiError::invalid_argument(format!("unknown mode {other}")).into()),
         };
         let mut results = Vec::new();
         for name in request.trust_domains {
@@ -246,13 +243,13 @@ impl api::bundle_server::Bundle for BundleApi {
                     .store
                     .delete_bundle(&trust_domain, mode)
                     .await
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             results.push(api::batch_delete_federated_bundle_response::Result {
                 status: Some(match deleted {
                     Ok(()) => ok_status(),
-                    Err(status) => item_status(&status),
+                    Err(status) => item_status(status),
                 }),
                 trust_domain: name,
             });
@@ -271,26 +268,26 @@ impl BundleApi {
     ) -> Result<Response<wire::Bundle>, Status> {
         match self.0.store.fetch_bundle(trust_domain).await {
             Ok(Some(bundle)) => Ok(Response::new(masked(&bundle, mask))),
-            Ok(None) => Err(Status::not_found(format!("no bundle for {trust_domain}"))),
-            Err(error) => Err(store_status(&error)),
+            Ok(None) => Err(ApiError::not_found(format!("no bundle for {trust_domain}")).into()),
+            Err(error) => Err(ApiError::from(error).into()),
         }
     }
 
     /// A trust domain name (with or without `spiffe://`) that is not our own.
-    fn federated(&self, name: &str) -> Result<TrustDomain, Status> {
+    fn federated(&self, name: &str) -> Result<TrustDomain, ApiError> {
         let trust_domain = TrustDomain::new(name.strip_prefix("spiffe://").unwrap_or(name))
-            .map_err(|e| Status::invalid_argument(format!("trust_domain: {e}")))?;
+            .map_err(|e| ApiError::invalid_argument(format!("trust_domain: {e}")))?;
         if trust_domain == self.0.trust_domain {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "{trust_domain} is this server's own trust domain, not a federated one"
             )));
         }
         Ok(trust_domain)
     }
 
-    fn federated_bundle(&self, bundle: &wire::Bundle) -> Result<Bundle, Status> {
+    fn federated_bundle(&self, bundle: &wire::Bundle) -> Result<Bundle, ApiError> {
         self.federated(&bundle.trust_domain)?;
-        Bundle::try_from(bundle).map_err(|e| Status::invalid_argument(e.to_string()))
+        Bundle::try_from(bundle).map_err(|e| ApiError::invalid_argument(e.to_string()))
     }
 }
 

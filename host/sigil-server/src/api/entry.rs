@@ -11,7 +11,8 @@ use sigil_types::{EntryId, RegistrationEntry, Selector, TrustDomain};
 use tonic::{Request, Response, Status};
 
 use super::entry_rules::{check_ids, merged};
-use super::{item_status, ok_status, spiffe_id, store_status};
+use super::spiffe_id;
+use crate::api_error::{ApiError, item_status, ok_status};
 use crate::setup::Server;
 
 /// The entry service.
@@ -41,7 +42,7 @@ impl api::entry_server::Entry for EntryApi {
                     .count() as u64
             }),
         }
-        .map_err(|e| store_status(&e))?;
+        .map_err(ApiError::from)?;
         Ok(Response::new(api::CountEntriesResponse {
             count: i32::try_from(count).unwrap_or(i32::MAX),
         }))
@@ -67,7 +68,7 @@ impl api::entry_server::Entry for EntryApi {
             .store
             .list_entries(&store_filter, Some(&page))
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         let entries = page
             .items
             .iter()
@@ -88,11 +89,10 @@ impl api::entry_server::Entry for EntryApi {
         let id = entry_id(&request.id)?;
         match self.0.store.fetch_entry(&id).await {
             Ok(Some(entry)) => Ok(Response::new(masked(&entry, request.output_mask.as_ref()))),
-            Ok(None) => Err(Status::not_found(format!(
-                "entry {:?} not found",
-                request.id
-            ))),
-            Err(error) => Err(store_status(&error)),
+            Ok(None) => {
+                Err(ApiError::not_found(format!("entry {:?} not found", request.id)).into())
+            }
+            Err(error) => Err(ApiError::from(error).into()),
         }
     }
 
@@ -109,7 +109,7 @@ impl api::entry_server::Entry for EntryApi {
                     entry: Some(masked(&entry, request.output_mask.as_ref())),
                 },
                 Err((status, existing)) => api::batch_create_entry_response::Result {
-                    status: Some(item_status(&status)),
+                    status: Some(item_status(status)),
                     entry: existing.map(|e| masked(&e, request.output_mask.as_ref())),
                 },
             };
@@ -136,7 +136,7 @@ impl api::entry_server::Entry for EntryApi {
                     entry: Some(masked(&entry, request.output_mask.as_ref())),
                 },
                 Err(status) => api::batch_update_entry_response::Result {
-                    status: Some(item_status(&status)),
+                    status: Some(item_status(status)),
                     entry: None,
                 },
             });
@@ -157,13 +157,13 @@ impl api::entry_server::Entry for EntryApi {
                     .delete_entry(&entry)
                     .await
                     .map(|_| ())
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             results.push(api::batch_delete_entry_response::Result {
                 status: Some(match deleted {
                     Ok(()) => ok_status(),
-                    Err(status) => item_status(&status),
+                    Err(status) => item_status(status),
                 }),
                 id,
             });
@@ -175,9 +175,10 @@ impl api::entry_server::Entry for EntryApi {
         &self,
         _request: Request<api::GetAuthorizedEntriesRequest>,
     ) -> Result<Response<api::GetAuthorizedEntriesResponse>, Status> {
-        Err(Status::permission_denied(
+        Err(ApiError::permission_denied(
             "GetAuthorizedEntries is for agents, over the agent API with an agent SVID",
-        ))
+        )
+        .into())
     }
 
     type SyncAuthorizedEntriesStream =
@@ -187,9 +188,10 @@ impl api::entry_server::Entry for EntryApi {
         &self,
         _request: Request<tonic::Streaming<api::SyncAuthorizedEntriesRequest>>,
     ) -> Result<Response<Self::SyncAuthorizedEntriesStream>, Status> {
-        Err(Status::permission_denied(
+        Err(ApiError::permission_denied(
             "SyncAuthorizedEntries is for agents, over the agent API with an agent SVID",
-        ))
+        )
+        .into())
     }
 }
 
@@ -198,10 +200,10 @@ impl EntryApi {
     async fn create(
         &self,
         wire_entry: &wire::Entry,
-    ) -> Result<RegistrationEntry, (Status, Option<RegistrationEntry>)> {
+    ) -> Result<RegistrationEntry, (ApiError, Option<RegistrationEntry>)> {
         let entry = additional_attributes_unsupported(wire_entry)
             .and_then(|()| RegistrationEntry::try_from(wire_entry))
-            .map_err(|e| (Status::invalid_argument(e.to_string()), None))?;
+            .map_err(|e| (ApiError::invalid_argument(e.to_string()), None))?;
         check_ids(&self.0.trust_domain, &entry, &EntryMask::ALL).map_err(|s| (s, None))?;
         for trust_domain in &entry.federates_with {
             self.check_federated(trust_domain)
@@ -214,10 +216,10 @@ impl EntryApi {
                 existing_entry: Some(existing),
                 ..
             }) => Err((
-                Status::already_exists("similar entry already exists"),
+                ApiError::AlreadyExists("similar entry already exists".into()),
                 Some(*existing),
             )),
-            Err(error) => Err((store_status(&error), None)),
+            Err(error) => Err((ApiError::from(error), None)),
         }
     }
 
@@ -227,22 +229,22 @@ impl EntryApi {
         &self,
         wire_entry: &wire::Entry,
         mask: &EntryMask,
-    ) -> Result<RegistrationEntry, Status> {
+    ) -> Result<RegistrationEntry, ApiError> {
         if wire_entry.id.is_empty() {
-            return Err(Status::invalid_argument(
+            return Err(ApiError::invalid_argument(
                 "id is required to update an entry",
             ));
         }
         additional_attributes_unsupported(wire_entry)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| ApiError::invalid_argument(e.to_string()))?;
         let id = entry_id(&wire_entry.id)?;
         let stored = self
             .0
             .store
             .fetch_entry(&id)
             .await
-            .map_err(|e| store_status(&e))?
-            .ok_or_else(|| Status::not_found(format!("entry {:?} not found", wire_entry.id)))?;
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::not_found(format!("entry {:?} not found", wire_entry.id)))?;
         let entry = merged(&stored, wire_entry, mask)?;
         check_ids(&self.0.trust_domain, &entry, mask)?;
         if mask.federates_with {
@@ -254,24 +256,24 @@ impl EntryApi {
             .store
             .update_entry(entry, mask)
             .await
-            .map_err(|e| store_status(&e))
+            .map_err(ApiError::from)
     }
 
     /// SPIRE refuses `federates_with` naming a trust domain it has no bundle for.
-    async fn check_federated(&self, trust_domain: &TrustDomain) -> Result<(), Status> {
+    async fn check_federated(&self, trust_domain: &TrustDomain) -> Result<(), ApiError> {
         match self.0.store.fetch_bundle(trust_domain).await {
             Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Status::invalid_argument(format!(
+            Ok(None) => Err(ApiError::invalid_argument(format!(
                 "federates_with: no bundle for trust domain {trust_domain}: set it first \
                  (bundle set -id spiffe://{trust_domain})"
             ))),
-            Err(error) => Err(store_status(&error)),
+            Err(error) => Err(ApiError::from(error)),
         }
     }
 }
 
-fn entry_id(id: &str) -> Result<EntryId, Status> {
-    EntryId::from_str(id).map_err(|e| Status::invalid_argument(format!("id: {e}")))
+fn entry_id(id: &str) -> Result<EntryId, ApiError> {
+    EntryId::from_str(id).map_err(|e| ApiError::invalid_argument(format!("id: {e}")))
 }
 
 /// `entry` on the wire, with only the fields of `mask` (all when there is none; the ID
@@ -325,7 +327,7 @@ fn entry_filter(
     by_selectors: Option<&wire::SelectorMatch>,
     by_federates_with: Option<&wire::FederatesWithMatch>,
     by_hint: Option<String>,
-) -> Result<EntryFilter, Status> {
+) -> Result<EntryFilter, ApiError> {
     let by_selectors = by_selectors
         .map(|m| {
             let selectors = m
@@ -333,8 +335,8 @@ fn entry_filter(
                 .iter()
                 .map(Selector::try_from)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Status::invalid_argument(format!("by_selectors: {e}")))?;
-            Ok::<_, Status>(SelectorMatch {
+                .map_err(|e| ApiError::invalid_argument(format!("by_selectors: {e}")))?;
+            Ok::<_, ApiError>(SelectorMatch {
                 selectors,
                 mode: match_mode(m.r#match)?,
             })
@@ -348,10 +350,10 @@ fn entry_filter(
                 .map(|td| {
                     let name = td.strip_prefix("spiffe://").unwrap_or(td);
                     TrustDomain::new(name)
-                        .map_err(|e| Status::invalid_argument(format!("by_federates_with: {e}")))
+                        .map_err(|e| ApiError::invalid_argument(format!("by_federates_with: {e}")))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, Status>(FederatesWithMatch {
+            Ok::<_, ApiError>(FederatesWithMatch {
                 trust_domains,
                 mode: match_mode(m.r#match)?,
             })
@@ -370,14 +372,14 @@ fn entry_filter(
     })
 }
 
-fn match_mode(value: i32) -> Result<MatchMode, Status> {
+fn match_mode(value: i32) -> Result<MatchMode, ApiError> {
     Ok(match value {
         0 => MatchMode::Exact,
         1 => MatchMode::Subset,
         2 => MatchMode::Superset,
         3 => MatchMode::Any,
         other => {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "unknown match behavior {other}"
             )));
         }

@@ -4,7 +4,8 @@
 use sigil_proto::spire::api::types as wire;
 use sigil_store::EntryMask;
 use sigil_types::{RegistrationEntry, SpiffeId, TrustDomain};
-use tonic::Status;
+
+use crate::api_error::ApiError;
 
 /// SPIRE's reserved path: agents (`/spire/agent/…`) and servers (`/spire/server`) live there.
 const RESERVED: &str = "/spire";
@@ -17,12 +18,12 @@ pub(crate) fn check_ids(
     trust_domain: &TrustDomain,
     entry: &RegistrationEntry,
     mask: &EntryMask,
-) -> Result<(), Status> {
+) -> Result<(), ApiError> {
     if mask.spiffe_id {
         let id = &entry.spiffe_id;
         member(trust_domain, "spiffe_id", id)?;
         if is_reserved(id.path()) {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "spiffe_id: {id} is not a workload in trust domain {trust_domain}: its path is \
                  in the reserved namespace {RESERVED}/, which belongs to agents and servers"
             )));
@@ -40,10 +41,10 @@ pub(crate) fn check_workload_id(
     trust_domain: &TrustDomain,
     field: &str,
     id: &SpiffeId,
-) -> Result<(), Status> {
+) -> Result<(), ApiError> {
     member(trust_domain, field, id)?;
     if is_reserved(id.path()) {
-        return Err(Status::invalid_argument(format!(
+        return Err(ApiError::invalid_argument(format!(
             "{field}: {id} is not a workload in trust domain {trust_domain}: its path is in \
              the reserved namespace {RESERVED}/"
         )));
@@ -51,14 +52,14 @@ pub(crate) fn check_workload_id(
     Ok(())
 }
 
-fn member(trust_domain: &TrustDomain, field: &str, id: &SpiffeId) -> Result<(), Status> {
+fn member(trust_domain: &TrustDomain, field: &str, id: &SpiffeId) -> Result<(), ApiError> {
     if !id.is_member_of(trust_domain) {
-        return Err(Status::invalid_argument(format!(
+        return Err(ApiError::invalid_argument(format!(
             "{field}: {id} is not in trust domain {trust_domain}"
         )));
     }
     if id.path().is_empty() {
-        return Err(Status::invalid_argument(format!(
+        return Err(ApiError::invalid_argument(format!(
             "{field}: {id} is not a member of trust domain {trust_domain}: the path is empty"
         )));
     }
@@ -79,7 +80,7 @@ pub(crate) fn merged(
     stored: &RegistrationEntry,
     request: &wire::Entry,
     mask: &EntryMask,
-) -> Result<RegistrationEntry, Status> {
+) -> Result<RegistrationEntry, ApiError> {
     let mut out = wire::Entry::from(stored);
     if mask.spiffe_id {
         out.spiffe_id.clone_from(&request.spiffe_id);
@@ -117,7 +118,7 @@ pub(crate) fn merged(
     if mask.expires_at {
         out.expires_at = request.expires_at;
     }
-    RegistrationEntry::try_from(&out).map_err(|e| Status::invalid_argument(e.to_string()))
+    RegistrationEntry::try_from(&out).map_err(|e| ApiError::invalid_argument(e.to_string()))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
 use super::spiffe_id;
+use crate::api_error::ApiError;
 use crate::setup::Server;
 use crate::tokens::now;
 
@@ -29,10 +30,11 @@ impl api::svid_server::Svid for SvidAdminApi {
         let request = request.into_inner();
         let id = csr_spiffe_id(&request.csr)?;
         if !id.is_member_of(&self.0.trust_domain) {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "csr: {id} is not in trust domain {}",
                 self.0.trust_domain
-            )));
+            ))
+            .into());
         }
         let mut params = X509SvidParams::new(id.clone());
         params.ttl = ttl(request.ttl)?;
@@ -40,7 +42,7 @@ impl api::svid_server::Svid for SvidAdminApi {
             .0
             .ca
             .mint_x509_svid(&request.csr, &params, now())
-            .map_err(|e| Status::invalid_argument(format!("csr: {e}")))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::MintX509svidResponse {
             svid: Some(wire::X509svid {
                 cert_chain: issued.cert_chain,
@@ -58,23 +60,22 @@ impl api::svid_server::Svid for SvidAdminApi {
         let request = request.into_inner();
         let id = spiffe_id("id", request.id.as_ref())?;
         if !id.is_member_of(&self.0.trust_domain) {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "id: {id} is not in trust domain {}",
                 self.0.trust_domain
-            )));
+            ))
+            .into());
         }
         if request.audience.is_empty() {
-            return Err(Status::invalid_argument(
-                "at least one audience is required",
-            ));
+            return Err(ApiError::invalid_argument("at least one audience is required").into());
         }
         sigil_types::check_audience(&request.audience)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| ApiError::invalid_argument(e.to_string()))?;
         let svid = self
             .0
             .ca
             .mint_jwt_svid(&id, &request.audience, ttl(request.ttl)?, now())
-            .map_err(|e| Status::internal(format!("cannot sign the JWT-SVID: {e}")))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::MintJwtsvidResponse {
             svid: Some(wire::Jwtsvid::from(&svid)),
         }))
@@ -98,43 +99,45 @@ impl api::svid_server::Svid for SvidAdminApi {
         &self,
         _request: Request<api::MintWitsvidRequest>,
     ) -> Result<Response<api::MintWitsvidResponse>, Status> {
-        Err(super::wit_unsupported())
+        Err(ApiError::wit_unsupported().into())
     }
 
     async fn batch_new_witsvid(
         &self,
         _request: Request<api::BatchNewWitsvidRequest>,
     ) -> Result<Response<api::BatchNewWitsvidResponse>, Status> {
-        Err(super::wit_unsupported())
+        Err(ApiError::wit_unsupported().into())
     }
 
     async fn new_downstream_x509ca(
         &self,
         _request: Request<api::NewDownstreamX509caRequest>,
     ) -> Result<Response<api::NewDownstreamX509caResponse>, Status> {
-        Err(Status::permission_denied(
+        Err(ApiError::permission_denied(
             "NewDownstreamX509CA is for downstream servers, over the agent API with a \
              downstream entry's SVID",
-        ))
+        )
+        .into())
     }
 }
 
 fn agent_only() -> Status {
-    Status::permission_denied("this call is for agents, over the agent API with an agent SVID")
+    ApiError::permission_denied("this call is for agents, over the agent API with an agent SVID")
+        .into()
 }
 
 /// `ttl` seconds, or the default when 0.
-fn ttl(seconds: i32) -> Result<Option<Duration>, Status> {
+fn ttl(seconds: i32) -> Result<Option<Duration>, ApiError> {
     match u64::try_from(seconds) {
         Ok(0) => Ok(None),
         Ok(seconds) => Ok(Some(Duration::from_secs(seconds))),
-        Err(_) => Err(Status::invalid_argument("ttl must not be negative")),
+        Err(_) => Err(ApiError::invalid_argument("ttl must not be negative")),
     }
 }
 
 /// The one URI SAN of a CSR, as a SPIFFE ID.
-fn csr_spiffe_id(csr: &[u8]) -> Result<SpiffeId, Status> {
-    let invalid = |why: &str| Status::invalid_argument(format!("csr: {why}"));
+fn csr_spiffe_id(csr: &[u8]) -> Result<SpiffeId, ApiError> {
+    let invalid = |why: &str| ApiError::invalid_argument(format!("csr: {why}"));
     let (_, request) =
         X509CertificationRequest::from_der(csr).map_err(|_| invalid("not a DER CSR"))?;
     let mut uris = Vec::new();

@@ -9,7 +9,8 @@ use sigil_store::FederationRelationshipMask;
 use sigil_types::{FederationRelationship, TrustDomain};
 use tonic::{Request, Response, Status};
 
-use super::{item_status, ok_status, page_request, store_status};
+use super::page_request;
+use crate::api_error::{ApiError, item_status, ok_status};
 use crate::setup::Server;
 
 /// The trust-domain service.
@@ -28,7 +29,7 @@ impl api::trust_domain_server::TrustDomain for TrustDomainApi {
             .store
             .list_federation_relationships(Some(&page))
             .await
-            .map_err(|e| store_status(&e))?;
+            .map_err(ApiError::from)?;
         Ok(Response::new(api::ListFederationRelationshipsResponse {
             federation_relationships: page
                 .items
@@ -55,10 +56,11 @@ impl api::trust_domain_server::TrustDomain for TrustDomainApi {
                 &relationship,
                 request.output_mask.as_ref(),
             ))),
-            Ok(None) => Err(Status::not_found(format!(
+            Ok(None) => Err(ApiError::not_found(format!(
                 "no federation relationship with {trust_domain}"
-            ))),
-            Err(error) => Err(store_status(&error)),
+            ))
+            .into()),
+            Err(error) => Err(ApiError::from(error).into()),
         }
     }
 
@@ -75,7 +77,7 @@ impl api::trust_domain_server::TrustDomain for TrustDomainApi {
                     .store
                     .create_federation_relationship(relationship)
                     .await
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             let (status, federation_relationship) = outcome(created, request.output_mask.as_ref());
@@ -113,7 +115,7 @@ impl api::trust_domain_server::TrustDomain for TrustDomainApi {
                     .store
                     .update_federation_relationship(relationship, &mask)
                     .await
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             let (status, federation_relationship) = outcome(updated, request.output_mask.as_ref());
@@ -139,13 +141,13 @@ impl api::trust_domain_server::TrustDomain for TrustDomainApi {
                     .store
                     .delete_federation_relationship(&trust_domain)
                     .await
-                    .map_err(|e| store_status(&e)),
+                    .map_err(ApiError::from),
                 Err(status) => Err(status),
             };
             results.push(api::batch_delete_federation_relationship_response::Result {
                 status: Some(match deleted {
                     Ok(()) => ok_status(),
-                    Err(status) => item_status(&status),
+                    Err(status) => item_status(status),
                 }),
                 trust_domain: name,
             });
@@ -162,21 +164,22 @@ impl api::trust_domain_server::TrustDomain for TrustDomainApi {
         // Refreshing means fetching the foreign bundle endpoint, which arrives with the
         // federation work; saying so beats pretending the bundle was refreshed.
         let trust_domain = self.foreign(&request.into_inner().trust_domain)?;
-        Err(Status::unimplemented(format!(
+        Err(ApiError::unimplemented(format!(
             "RefreshBundle for {trust_domain}: this server does not fetch bundle endpoints yet; \
              set the bundle with `bundle set` or BatchSetFederatedBundle"
-        )))
+        ))
+        .into())
     }
 }
 
 impl TrustDomainApi {
     /// A trust domain name (with or without `spiffe://`) that is not this server's own.
-    fn foreign(&self, name: &str) -> Result<TrustDomain, Status> {
+    fn foreign(&self, name: &str) -> Result<TrustDomain, ApiError> {
         let trust_domain: TrustDomain = name
             .parse()
-            .map_err(|e| Status::invalid_argument(format!("trust_domain: {e}")))?;
+            .map_err(|e| ApiError::invalid_argument(format!("trust_domain: {e}")))?;
         if trust_domain == self.0.trust_domain {
-            return Err(Status::invalid_argument(format!(
+            return Err(ApiError::invalid_argument(format!(
                 "trust_domain: {trust_domain} is this server's own trust domain"
             )));
         }
@@ -186,9 +189,9 @@ impl TrustDomainApi {
     fn relationship(
         &self,
         relationship: &wire::FederationRelationship,
-    ) -> Result<FederationRelationship, Status> {
+    ) -> Result<FederationRelationship, ApiError> {
         let relationship = FederationRelationship::try_from(relationship)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| ApiError::invalid_argument(e.to_string()))?;
         self.foreign(relationship.trust_domain.name())?;
         Ok(relationship)
     }
@@ -196,12 +199,12 @@ impl TrustDomainApi {
 
 /// A batch item's status and, when it succeeded, the relationship under the output mask.
 fn outcome(
-    result: Result<FederationRelationship, Status>,
+    result: Result<FederationRelationship, ApiError>,
     mask: Option<&wire::FederationRelationshipMask>,
 ) -> (wire::Status, Option<wire::FederationRelationship>) {
     match result {
         Ok(relationship) => (ok_status(), Some(masked(&relationship, mask))),
-        Err(status) => (item_status(&status), None),
+        Err(status) => (item_status(status), None),
     }
 }
 
