@@ -29,6 +29,6 @@ for target in $(cargo fuzz list); do
         echo "error: fuzz target $target failed (input saved under fuzz/artifacts/$target/)" >&2
         exit 1
     fi
-    grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units)' "$scratch/$target.log" || true
+    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)' "$scratch/$target.log" || true
 done
 echo "fuzz smoke runs done in $((SECONDS - run_start)) s"
