@@ -9,6 +9,8 @@ prepare_toolchain
 prepare_postgres
 prepare_openssl
 prepare_python
+prepare_fuzz
+prepare_deny
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -26,6 +28,16 @@ cargo fmt --all --check --manifest-path plugins/Cargo.toml
     --target-dir ../target/wasm -- -D warnings)
 (cd plugins && cargo test --locked --target-dir ../target/wasm)
 
+# deny.toml: one TLS/crypto stack (rustls on aws-lc-rs), licences on an allow-list, crates.io
+# only; the plugins workspace has its own Cargo.lock and is held to the same policy.
+step "cargo deny check bans licenses sources (host and plugins workspaces)"
+cargo deny --locked check bans licenses sources
+# (The plugins use a subset of the allowed licences: the unused allowances are not news.)
+cargo deny --locked --config deny.toml --manifest-path plugins/Cargo.toml \
+    check -A license-not-encountered bans licenses sources
+echo "note: RustSec advisories are not checked here: the advisory database is fetched from GitHub," \
+    "which CI cannot reach; run 'cargo deny check advisories' where it is reachable (deny.toml)"
+
 step "cargo test (DATABASE_URL=$DATABASE_URL)"
 cargo test --workspace --locked --no-fail-fast
 
@@ -34,6 +46,11 @@ cargo test --workspace --locked --no-fail-fast
 step "Python interop tests (py-spiffe, grpcio)"
 cargo build --locked --quiet -p sigil-server -p sigil-agent
 SIGIL_BIN_DIR="$PWD/target/debug" "$PYTHON_VENV/bin/python" -m pytest -q tests/python
+
+# Every fuzz target (fuzz/README.md) built and run for FUZZ_SMOKE_SECONDS (10) on its seeds;
+# a crash or a broken property fails here with the input saved under fuzz/artifacts/.
+step "fuzz smoke runs (fuzz/smoke.sh)"
+fuzz/smoke.sh
 
 step "cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet

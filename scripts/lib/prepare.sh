@@ -74,3 +74,28 @@ prepare_python() {
         cp tests/python/requirements.txt "$stamp"
     fi
 }
+
+# cargo-fuzz and cargo-deny from crates.io, pinned; `cargo install --locked` builds them with
+# the versions their authors tested. Both run on the stable toolchain (fuzz/README.md).
+CARGO_FUZZ_VERSION=0.13.2
+CARGO_DENY_VERSION=0.20.2
+
+# Installs cargo subcommand `$1` (crate `cargo-$1`) at version `$2` unless that version is there.
+cargo_tool() {
+    local tool=$1 version=$2
+    if ! cargo "$tool" --version 2>/dev/null | grep -qF " $version"; then
+        step "installing cargo-$tool $version"
+        cargo install --locked "cargo-$tool@$version" || die "cargo install cargo-$tool@$version failed"
+    fi
+}
+
+# The fuzz smoke runs: cargo-fuzz, and a C++ compiler for libFuzzer (built by libfuzzer-sys).
+prepare_fuzz() {
+    command -v c++ >/dev/null || { step "installing g++ (libFuzzer is C++)"; apt_install g++; }
+    cargo_tool fuzz "$CARGO_FUZZ_VERSION"
+}
+
+# The dependency policy check (deny.toml).
+prepare_deny() {
+    cargo_tool deny "$CARGO_DENY_VERSION"
+}

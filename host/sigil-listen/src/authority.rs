@@ -15,8 +15,9 @@
 //! the client indexed. A connection that does not start with the HTTP/2 preface is passed
 //! through untouched (h2 refuses it).
 //!
-//! Bounds: a header block may reach [`MAX_HEADER_BLOCK`] bytes across its frames; more, or an
-//! undecodable block, ends the connection with an error naming the reason.
+//! Bounds: a header block may reach [`MAX_HEADER_BLOCK`] bytes across its frames and decode to
+//! a header list of at most [`MAX_HEADER_LIST`] bytes; more, or an undecodable block, ends the
+//! connection with an error naming the reason.
 
 use std::io;
 use std::pin::Pin;
@@ -43,6 +44,12 @@ const HEADER_TABLE_SIZE: usize = 4_096;
 /// The largest header block (all its frames) accepted: far above any gRPC request's headers,
 /// small enough that a flood of them cannot grow memory.
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+/// The largest header list a block may decode to, counted as HTTP/2 counts it (names, values
+/// and 32 bytes per field, RFC 9113 §6.5.2) after the rewrite. HPACK lets one byte name a
+/// table entry of up to 4 KiB, so without a bound a small block would be written out many
+/// times larger; hyper refuses header lists over 16 KiB anyway, so nothing h2 would serve is
+/// cut.
+pub const MAX_HEADER_LIST: usize = 64 * 1024;
 /// The authority put in place of one h2 would refuse.
 const REPLACEMENT: &[u8] = b"localhost";
 
@@ -335,13 +342,26 @@ pub fn rewrite_block(
 ) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(block.len() + 16);
     let mut failed = None;
+    let mut list_size = 0usize;
     decoder
         .decode_with_cb(block, |name, value| {
+            if failed.is_some() {
+                // The decoder still runs to the end, keeping its table in step; nothing more
+                // is written.
+                return;
+            }
             let value: &[u8] = if &*name == b":authority" && !is_valid_authority(&value) {
                 REPLACEMENT
             } else {
                 &value
             };
+            list_size += name.len() + value.len() + 32;
+            if list_size > MAX_HEADER_LIST {
+                failed = Some(invalid(&format!(
+                    "a header block decoding to a header list over {MAX_HEADER_LIST} bytes"
+                )));
+                return;
+            }
             if let Err(error) = write_literal(&mut out, &name, value) {
                 failed = Some(error);
             }

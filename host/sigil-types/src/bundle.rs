@@ -107,7 +107,7 @@ impl Bundle {
     /// key ID and a parseable public key.
     pub fn validate(&self) -> Result<(), BundleError> {
         for (index, authority) in self.x509_authorities.iter().enumerate() {
-            cert_not_after(&authority.der)
+            check_x509_authority(&authority.der)
                 .map_err(|reason| BundleError::Certificate { index, reason })?;
         }
         for authority in &self.jwt_authorities {
@@ -199,7 +199,7 @@ impl Bundle {
                     block.label
                 )));
             }
-            cert_not_after(&block.contents)
+            check_x509_authority(&block.contents)
                 .map_err(|reason| BundleError::Certificate { index, reason })?;
             bundle.x509_authorities.push(X509Authority {
                 der: block.contents,
@@ -211,6 +211,14 @@ impl Bundle {
         }
         Ok(bundle)
     }
+}
+
+/// Checks an X.509 authority: one DER certificate and nothing after it, whose public key a
+/// SPIFFE bundle document can carry (EC P-256 or P-384, RSA), so that every bundle that
+/// validates can also be served as a JWK set.
+pub(crate) fn check_x509_authority(der: &[u8]) -> Result<(), String> {
+    cert_not_after(der)?;
+    crate::jwks::cert_key_params(der).map(drop)
 }
 
 /// The certificate's notAfter, or why it does not parse.

@@ -137,6 +137,7 @@ impl Bundle {
                         }
                         None => return Err(err("x509-svid key has no x5c".into())),
                     };
+                    crate::bundle::check_x509_authority(&der).map_err(&err)?;
                     let cert_params = cert_key_params(&der).map_err(&err)?;
                     if cert_params != key.params {
                         return Err(err(
@@ -172,7 +173,7 @@ impl Bundle {
 }
 
 /// The JWK parameters of a certificate's public key.
-fn cert_key_params(der: &[u8]) -> Result<KeyParams, String> {
+pub(crate) fn cert_key_params(der: &[u8]) -> Result<KeyParams, String> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
     spki_params(cert.public_key())
 }

@@ -457,3 +457,49 @@ fn append_and_prune() {
     assert!(a.prune(i64::MAX).is_err());
     assert_eq!(a.x509_authorities.len(), 1);
 }
+
+/// Found by the `bundle_jwks` fuzz target: `from_x509_pem` (and `validate`) accepted a CA
+/// certificate whose key a SPIFFE bundle cannot carry (there, an EC key on an unknown curve),
+/// and the bundle then failed to serialise as a JWK set. Likewise a `x5c` certificate with
+/// bytes after it was accepted by `from_jwks` and refused by `validate`.
+#[test]
+fn x509_authorities_must_be_servable_as_jwks() {
+    let td = TrustDomain::new("example.org").unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ed25519 = params.self_signed(&key).unwrap();
+    let error = Bundle::from_x509_pem(td.clone(), ed25519.pem().as_bytes()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("unsupported public key algorithm"),
+        "{error}"
+    );
+    let mut bundle = Bundle::new(td.clone());
+    bundle.x509_authorities.push(X509Authority {
+        der: ed25519.der().to_vec(),
+        tainted: false,
+    });
+    assert!(bundle.validate().is_err());
+
+    let mut good = Bundle::new(td.clone());
+    good.x509_authorities.push(X509Authority {
+        der: keys().certs[0].clone(),
+        tainted: false,
+    });
+    let document = good.to_jwks().unwrap();
+    let x5c = serde_json::from_str::<serde_json::Value>(&document).unwrap()["keys"][0]["x5c"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let padded = {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let mut der = engine.decode(&x5c).unwrap();
+        der.push(0);
+        engine.encode(der)
+    };
+    let error = Bundle::from_jwks(td, &document.replace(&x5c, &padded)).unwrap_err();
+    assert!(error.to_string().contains("trailing bytes"), "{error}");
+}

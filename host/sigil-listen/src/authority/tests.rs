@@ -167,6 +167,36 @@ async fn an_oversized_header_block_ends_the_connection() {
     assert!(error.to_string().contains("header block over"), "{error}");
 }
 
+/// The `http2_authority` fuzz target's size property: a 4 KiB header indexed once, then named
+/// again by one byte per field, made a 4 KiB block be written out as 84 KiB (and a 64 KiB
+/// block as about 260 MiB) before h2 saw any of it.
+#[tokio::test]
+async fn a_header_block_expanding_past_the_list_limit_ends_the_connection() {
+    let mut block = vec![0x40, 0x01, b'x'];
+    // Literal with incremental indexing, new name "x", a 4000-byte value: dynamic index 62.
+    loona_hpack::encoder::encode_integer_into(4000, 7, 0, &mut block).unwrap();
+    block.extend(std::iter::repeat_n(b'v', 4000));
+    // 20 one-byte references to it: 20 × 4033 bytes of header list.
+    block.extend(std::iter::repeat_n(0x80 | 62, 20));
+    let mut input = PREFACE.to_vec();
+    write_frame_header(&mut input, block.len(), TYPE_HEADERS, FLAG_END_HEADERS, 1);
+    input.extend_from_slice(&block);
+    let error = through(input, 4096).await.unwrap_err();
+    assert!(error.to_string().contains("header list over"), "{error}");
+
+    // Up to the limit, the same references go through.
+    let mut decoder = loona_hpack::Decoder::new();
+    let within = [&block[..block.len() - 20], &[0x80 | 62; 14][..]].concat();
+    let rewritten = rewrite_block(&mut decoder, &within).unwrap();
+    assert_eq!(
+        loona_hpack::Decoder::new()
+            .decode(&rewritten)
+            .unwrap()
+            .len(),
+        15
+    );
+}
+
 #[tokio::test]
 async fn garbage_in_a_header_block_ends_the_connection() {
     let mut input = PREFACE.to_vec();
