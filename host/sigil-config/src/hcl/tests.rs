@@ -102,3 +102,20 @@ fn only_literals_are_values() {
         matches!(&tree.entries[3].value, Node::List(l) if matches!(l[..], [Node::Bool(true), Node::Null]))
     );
 }
+
+#[test]
+fn deeply_nested_expressions_are_refused_before_the_parser_sees_them() {
+    // The fuzzer's input (fuzz/corpus/hcl_config): 18 open parentheses with unary minus runs
+    // took hcl-edit seconds, doubling with each level.
+    let hostile = format!("a = {}1\n", "(---3---1---".repeat(18));
+    let started = std::time::Instant::now();
+    let error = parse(&format!("x = 1\n{hostile}"), "agent.conf", "").expect_err("refused");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let text = error.to_string();
+    assert!(text.contains("agent.conf") && text.contains(":2"), "{text}");
+    assert!(text.contains("nest deeper than 8"), "{text}");
+    // Eight levels, or brackets inside strings, are fine.
+    let eight = format!("a = {}1{}\n", "(".repeat(8), ")".repeat(8));
+    assert!(parse(&eight, "agent.conf", "").is_ok());
+    assert!(parse("a = \"((((((((((((\"\n", "agent.conf", "").is_ok());
+}
