@@ -66,7 +66,7 @@ pub enum AgentError {
     },
     /// The `health_checks` listener could not be started.
     #[error("{0}")]
-    Health(#[from] sigil_health::BindError),
+    Health(#[from] sigil_daemon::health::BindError),
     /// The workload socket failed.
     #[error("workload socket: {0}")]
     Serve(#[from] sigil_workload::ServeError),

@@ -46,7 +46,7 @@ pub(crate) async fn establish(
             && svid
                 .chain
                 .first()
-                .and_then(|leaf| sigil_tls::validity(leaf).ok())
+                .and_then(|leaf| sigil_types::x509::validity(leaf).ok())
                 .is_some_and(|(_, not_after)| not_after > now);
         if !usable {
             tracing::warn!(spiffe_id = %svid.spiffe_id, "the stored agent SVID is expired or of another trust domain; attesting again");

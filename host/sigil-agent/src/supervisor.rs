@@ -81,7 +81,7 @@ pub(crate) async fn supervise(
     let health = {
         let (stop, stopped) = (stop.sender(), stop.wait());
         async move {
-            let served = sigil_health::serve(&health_checks, ready, stopped).await;
+            let served = sigil_daemon::health::serve(&health_checks, ready, stopped).await;
             if served.is_err() {
                 stop.send_replace(true);
             }

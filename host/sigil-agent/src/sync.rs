@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sigil_config::KeyType;
 use sigil_plugins::NodeAttestorAgent;
-use sigil_tls::validity;
+use sigil_types::x509::validity;
 use sigil_types::{Clock, UnixTime};
 use tokio::sync::watch;
 

@@ -7,9 +7,8 @@
 //! checked before the facts are read and after the attestors ran, and the uid and gid the
 //! attestors see must be the ones the kernel recorded at connect. A connector that exec'd a
 //! setuid program, or exited so that its PID could be reused, is refused on its kept
-//! connection. PID reuse inside the attestation window: the process's start time
-//! (`/proc/<pid>/stat`, field 22) is read before the attestors run and again after them (and
-//! [`sigil_plugins::ProcessFacts`] makes the same check around its own reads).
+//! connection. PID reuse inside the attestation window: [`sigil_plugins::ProcessFacts`] reads
+//! the process's start time around its own reads, and again after the attestors ran.
 //!
 //! A workload gets the entries whose selectors are all among its own, the SVIDs the sync
 //! holds for them, the own bundle and the bundles of the trust domains those entries
@@ -197,7 +196,6 @@ impl Workloads {
                 })
             };
             verify()?;
-            let before = start_time(&roots, pid).map_err(Failure::Refused)?;
             let facts = ProcessFacts::resolve_in(&roots, pid)
                 .map_err(|e| Failure::Refused(e.to_string()))?;
             if let Some(caller) = &caller
@@ -223,11 +221,9 @@ impl Workloads {
                 })?;
                 selectors.extend(found);
             }
-            if start_time(&roots, pid).map_err(Failure::Refused)? != before {
-                return Err(Failure::Refused(
-                    "the process exited or its PID was reused".to_owned(),
-                ));
-            }
+            facts
+                .ensure_same_process()
+                .map_err(|e| Failure::Refused(e.to_string()))?;
             verify()?;
             Ok(selectors)
         })
@@ -370,23 +366,9 @@ fn update_for(snapshot: &Snapshot, selectors: &BTreeSet<Selector>) -> Option<Wor
     Some(WorkloadUpdate::new(svids, bundle, bundles))
 }
 
-/// Field 22 of `/proc/<pid>/stat` under `roots`: the process start time in clock ticks.
-fn start_time(roots: &ProcRoots, pid: u32) -> Result<u64, String> {
-    sigil_listen::start_time_of(&roots.proc.join(pid.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_time_of_this_process_is_stable() {
-        let roots = ProcRoots::default();
-        let pid = std::process::id();
-        let first = start_time(&roots, pid);
-        assert!(first.is_ok(), "{first:?}");
-        assert_eq!(first, start_time(&roots, pid));
-    }
 
     #[test]
     fn entries_match_only_with_all_their_selectors() {

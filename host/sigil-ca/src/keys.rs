@@ -30,9 +30,6 @@ const MAX_KEY_ID_LEN: usize = 128;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// A key type string is not one of `ec-p256`, `ec-p384`, `rsa-2048`, `rsa-4096`.
-    #[error("unknown key type {0:?}: expected one of ec-p256, ec-p384, rsa-2048, rsa-4096")]
-    UnknownKeyType(String),
     /// A key ID is empty, too long, or has characters other than `[A-Za-z0-9._-]`.
     #[error("invalid key ID {id:?}: {reason}")]
     InvalidKeyId {
@@ -126,7 +123,7 @@ impl Key {
         let failed = |_| KeyError::GenerationFailed { key_type };
         let pair = match key_type {
             KeyType::EcP256 | KeyType::EcP384 => {
-                rcgen::KeyPair::generate_for(key_type.rcgen_algorithm()).map_err(failed)?
+                rcgen::KeyPair::generate_for(rcgen_algorithm(key_type)).map_err(failed)?
             }
             KeyType::Rsa2048 => {
                 rcgen::KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
@@ -170,7 +167,7 @@ impl Key {
             };
         let pair = rcgen::KeyPair::try_from(pkcs8_der)
             .map_err(|e| unsupported(&format!("unusable for signing: {e}")))?;
-        if pair.algorithm() != key_type.rcgen_algorithm() {
+        if pair.algorithm() != rcgen_algorithm(key_type) {
             return Err(unsupported("key algorithm does not match its encoding"));
         }
         Ok(Self::from_parts(id, key_type, pair))
@@ -251,6 +248,15 @@ pub(crate) fn validate_key_id(id: &str) -> Result<(), KeyError> {
         return invalid("key ID has characters other than letters, digits, '.', '-' and '_'");
     }
     Ok(())
+}
+
+/// The X.509 signature algorithm that certificates signed by a key of this type carry.
+pub(crate) fn rcgen_algorithm(key_type: KeyType) -> &'static rcgen::SignatureAlgorithm {
+    match key_type {
+        KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        KeyType::Rsa2048 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
+    }
 }
 
 #[cfg(test)]

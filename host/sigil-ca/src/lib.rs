@@ -15,7 +15,6 @@
 mod driver;
 mod error;
 mod jwt;
-mod key_type;
 mod keys;
 mod manager;
 pub mod rotation;
@@ -24,14 +23,14 @@ mod storage;
 mod test_support;
 mod x509;
 
-pub use driver::{Clock, DEFAULT_ROTATION_INTERVAL, SystemClock, TokioClock, run_rotation};
+pub use driver::{DEFAULT_ROTATION_INTERVAL, run_rotation};
 pub use error::CaError;
 pub use jwt::{
     DEFAULT_JWT_SVID_TTL, JwtError, JwtSigner, ValidatedJwtSvid, generate_kid, validate_jwt_svid,
 };
-pub use key_type::KeyType;
 pub use keys::{DiskKeyManager, Key, KeyError, KeyManager, MemoryKeyManager};
 pub use manager::{ActiveCa, CaConfig, CaManager, CaManagerError, DEFAULT_CA_TTL};
+pub use sigil_types::KeyType;
 pub use storage::{CaStorage, MemoryCaStorage, StorageError};
 pub use x509::{
     BACKDATE_SECONDS, CsrKeyPolicy, DEFAULT_X509_SVID_TTL, IssuedChain, Subject, UpstreamCa,

@@ -12,33 +12,23 @@
 //! stderr and exit 1; a flag error prints the flag package's message and the usage.
 
 mod agent;
-mod args;
-mod bundle;
-mod connect;
-mod entry;
-mod entry_data;
-mod entry_flags;
 mod error;
-mod federation;
 mod flags;
-mod health;
 mod json;
-mod mint;
 mod output;
-mod token;
-mod workload;
+mod server;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use tonic::transport::Channel;
 
-pub use connect::DEFAULT_SOCKET_PATH;
 pub use error::CliError;
 pub use flags::FlagError;
 pub use output::OutputFormat;
+pub use server::DEFAULT_SOCKET_PATH;
 
-use flags::{Flags, Kind, Spec};
+use flags::{Flags, Spec};
 use output::Out;
 
 /// Runs one `spire-server` command. `args` are the arguments after the binary name, e.g.
@@ -74,16 +64,16 @@ enum Binary {
 
 const SERVER: Tool = Tool {
     binary: Binary::Server,
-    commands: COMMANDS,
-    common: COMMON,
+    commands: server::COMMANDS,
+    common: server::COMMON,
     default_socket: DEFAULT_SOCKET_PATH,
 };
 
 const AGENT: Tool = Tool {
     binary: Binary::Agent,
-    commands: workload::COMMANDS,
-    common: workload::COMMON,
-    default_socket: workload::DEFAULT_SOCKET_PATH,
+    commands: agent::COMMANDS,
+    common: agent::COMMON,
+    default_socket: agent::DEFAULT_SOCKET_PATH,
 };
 
 async fn run_in(tool: &Tool, args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -117,8 +107,8 @@ async fn run_in(tool: &Tool, args: &[String], out: &mut dyn Write, err: &mut dyn
         out: Out { out, err, format },
     };
     let result = match tool.binary {
-        Binary::Agent => workload::dispatch(command.name, &mut cmd).await,
-        Binary::Server => dispatch(command.name, &mut cmd).await,
+        Binary::Agent => agent::dispatch(command.name, &mut cmd).await,
+        Binary::Server => server::dispatch(command.name, &mut cmd).await,
     };
     match result {
         Ok(()) => 0,
@@ -149,7 +139,7 @@ impl std::fmt::Debug for Cmd<'_> {
 impl Cmd<'_> {
     /// Connects to the admin API socket.
     pub(crate) async fn channel(&self) -> Result<Channel, CliError> {
-        connect::channel(Path::new(&self.socket)).await
+        server::channel(Path::new(&self.socket)).await
     }
 }
 
@@ -160,143 +150,6 @@ pub(crate) struct Command {
     specs: &'static [Spec],
     synopsis: &'static str,
 }
-
-/// Flags every `spire-server` command takes.
-const COMMON: &[Spec] = &[
-    Spec::new(
-        "socketPath",
-        Kind::Str,
-        "Path to the SPIRE Server API socket (default \"/tmp/spire-server/private/api.sock\")",
-    ),
-    Spec::new(
-        "output",
-        Kind::Str,
-        "Desired output format (pretty, json); default: pretty.",
-    ),
-];
-
-const COMMANDS: &[Command] = &[
-    Command {
-        name: "entry create",
-        specs: entry::CREATE,
-        synopsis: "Creates registration entries",
-    },
-    Command {
-        name: "entry show",
-        specs: entry::SHOW,
-        synopsis: "Displays configured registration entries",
-    },
-    Command {
-        name: "entry update",
-        specs: entry::UPDATE,
-        synopsis: "Updates registration entries",
-    },
-    Command {
-        name: "entry delete",
-        specs: entry::DELETE,
-        synopsis: "Deletes registration entries",
-    },
-    Command {
-        name: "entry count",
-        specs: entry::COUNT,
-        synopsis: "Count registration entries",
-    },
-    Command {
-        name: "bundle show",
-        specs: bundle::SHOW,
-        synopsis: "Prints server CA bundle to stdout",
-    },
-    Command {
-        name: "bundle list",
-        specs: bundle::LIST,
-        synopsis: "Lists federated bundle data",
-    },
-    Command {
-        name: "bundle set",
-        specs: bundle::SET,
-        synopsis: "Creates or updates federated bundle data",
-    },
-    Command {
-        name: "bundle delete",
-        specs: bundle::DELETE,
-        synopsis: "Deletes federated bundle data",
-    },
-    Command {
-        name: "bundle count",
-        specs: bundle::COUNT,
-        synopsis: "Count bundles",
-    },
-    Command {
-        name: "agent list",
-        specs: agent::LIST,
-        synopsis: "Lists attested agents and their SPIFFE IDs",
-    },
-    Command {
-        name: "agent show",
-        specs: agent::BY_ID,
-        synopsis: "Shows the details of an attested agent given its SPIFFE ID",
-    },
-    Command {
-        name: "agent evict",
-        specs: agent::BY_ID,
-        synopsis: "Evicts an attested agent given its SPIFFE ID",
-    },
-    Command {
-        name: "agent ban",
-        specs: agent::BY_ID,
-        synopsis: "Ban an attested agent given its SPIFFE ID",
-    },
-    Command {
-        name: "agent count",
-        specs: agent::COUNT,
-        synopsis: "Count attested agents",
-    },
-    Command {
-        name: "token generate",
-        specs: token::GENERATE,
-        synopsis: "Generates a join token",
-    },
-    Command {
-        name: "jwt mint",
-        specs: mint::JWT,
-        synopsis: "Mints a JWT-SVID",
-    },
-    Command {
-        name: "x509 mint",
-        specs: mint::X509,
-        synopsis: "Mints an X509-SVID",
-    },
-    Command {
-        name: "federation create",
-        specs: federation::CONFIG,
-        synopsis: "Creates a dynamic federation relationship with a foreign trust domain",
-    },
-    Command {
-        name: "federation list",
-        specs: federation::LIST,
-        synopsis: "Lists all dynamic federation relationships",
-    },
-    Command {
-        name: "federation show",
-        specs: federation::SHOW,
-        synopsis: "Shows a dynamic federation relationship",
-    },
-    Command {
-        name: "federation update",
-        specs: federation::CONFIG,
-        synopsis: "Updates a dynamic federation relationship with a foreign trust domain",
-    },
-    Command {
-        name: "federation delete",
-        specs: federation::DELETE,
-        synopsis: "Deletes a dynamic federation relationship",
-    },
-    Command {
-        name: "healthcheck",
-        specs: health::SPECS,
-        synopsis: "Determines server health status",
-    },
-];
 
 /// Matches up to three leading words (`api fetch x509`) against the command table, longest
 /// first.
@@ -330,34 +183,4 @@ fn commands_help(tool: &Tool) -> String {
         text.push_str(&format!("    {:<20} {}\n", command.name, command.synopsis));
     }
     text
-}
-
-async fn dispatch(name: &str, cmd: &mut Cmd<'_>) -> Result<(), CliError> {
-    match name {
-        "entry create" => entry::create(cmd).await,
-        "entry show" => entry::show(cmd).await,
-        "entry update" => entry::update(cmd).await,
-        "entry delete" => entry::delete(cmd).await,
-        "entry count" => entry::count(cmd).await,
-        "bundle show" => bundle::show(cmd).await,
-        "bundle list" => bundle::list(cmd).await,
-        "bundle set" => bundle::set(cmd).await,
-        "bundle delete" => bundle::delete(cmd).await,
-        "bundle count" => bundle::count(cmd).await,
-        "agent list" => agent::list(cmd).await,
-        "agent show" => agent::show(cmd).await,
-        "agent evict" => agent::evict(cmd).await,
-        "agent ban" => agent::ban(cmd).await,
-        "agent count" => agent::count(cmd).await,
-        "token generate" => token::generate(cmd).await,
-        "jwt mint" => mint::jwt(cmd).await,
-        "x509 mint" => mint::x509(cmd).await,
-        "federation create" => federation::create(cmd).await,
-        "federation list" => federation::list(cmd).await,
-        "federation show" => federation::show(cmd).await,
-        "federation update" => federation::update(cmd).await,
-        "federation delete" => federation::delete(cmd).await,
-        "healthcheck" => health::check(cmd).await,
-        other => Err(CliError::invalid(format!("unknown command {other:?}"))),
-    }
 }

@@ -9,7 +9,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sigil_ca::{JwtSigner, Key, KeyType, Subject, X509Ca, X509SvidParams};
 use sigil_types::{Bundle, EntryId, SpiffeId, TrustDomain, UnixTime, X509Authority};
@@ -17,11 +17,7 @@ use sigil_workload::testing::StaticIdentities;
 use sigil_workload::{WorkloadConfig, WorkloadSvid, WorkloadUpdate};
 
 fn now() -> UnixTime {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs();
-    i64::try_from(secs).expect("time")
+    sigil_clock::unix_now()
 }
 
 /// Identities for one workload: an X509-SVID for `/web`, the bundle with the CA and the JWT

@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use sigil_types::{SpiffeId, TrustDomain};
+use sigil_types::{KeyType, SpiffeId, TrustDomain};
 
 use crate::common::{
-    HealthChecks, KeyType, LogConfig, UnsupportedSection, read_health_checks, read_key_type,
-    read_log, read_unsupported, refuse_misplaced,
+    HealthChecks, LogConfig, UnsupportedSection, read_health_checks, read_key_type, read_log,
+    read_unsupported, refuse_misplaced,
 };
 use crate::hcl::{Node, Section};
 use crate::plugins::{

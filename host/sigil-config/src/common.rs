@@ -1,7 +1,7 @@
 //! Settings the server and the agent share: logging, key types, the top-level
 //! `health_checks` block and the recorded-but-unsupported sections (`telemetry`).
 
-use std::fmt;
+use sigil_types::KeyType;
 
 use crate::ConfigError;
 use crate::read::Fields;
@@ -41,48 +41,6 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// `log_file`: log to this file instead of standard error.
     pub file: Option<std::path::PathBuf>,
-}
-
-/// A private key algorithm, named as SPIRE's `ca_key_type` and
-/// `workload_x509_svid_key_type` name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum KeyType {
-    /// `ec-p256`, the default.
-    #[default]
-    EcP256,
-    /// `ec-p384`
-    EcP384,
-    /// `rsa-2048`
-    Rsa2048,
-    /// `rsa-4096`
-    Rsa4096,
-}
-
-impl KeyType {
-    /// Every key type in SPIRE's order.
-    pub const ALL: [KeyType; 4] = [
-        KeyType::EcP256,
-        KeyType::EcP384,
-        KeyType::Rsa2048,
-        KeyType::Rsa4096,
-    ];
-
-    /// The config string (`ec-p256`, …), which is also sigil-ca's `KeyType` spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyType::EcP256 => "ec-p256",
-            KeyType::EcP384 => "ec-p384",
-            KeyType::Rsa2048 => "rsa-2048",
-            KeyType::Rsa4096 => "rsa-4096",
-        }
-    }
-}
-
-impl fmt::Display for KeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The top-level `health_checks` block.

@@ -38,7 +38,7 @@ pub use agent::{
     AgentConfig, AgentKeyManagerConfig, AgentPlugins, SdsConfig, TrustBundleFormat,
     TrustBundleSource, WorkloadApiLimits,
 };
-pub use common::{HealthChecks, KeyType, LogConfig, LogFormat, LogLevel, UnsupportedSection};
+pub use common::{HealthChecks, LogConfig, LogFormat, LogLevel, UnsupportedSection};
 pub use data::{DataEntry, DataValue, PluginData};
 pub use duration::{parse_go_duration, parse_ttl};
 pub use env::{expand_env, expand_env_with};
@@ -48,6 +48,8 @@ pub use server::{
     CaSubject, DataStoreConfig, DatabaseType, KeyManagerConfig, ServerConfig, ServerPlugins,
     UpstreamAuthorityConfig,
 };
+/// Re-exported: the key types the config names (`ca_key_type`, `workload_x509_svid_key_type`).
+pub use sigil_types::KeyType;
 
 /// Reading the file and the optional environment expansion, shared by both configs.
 mod load {

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use accept::{Slot, tcp_incoming, unix_incoming};
 pub use connection::{TcpConnection, UnixConnection, UnixPeer};
 pub use idle::{IdleLayer, IdleService, TrackedBody};
-pub use peer::{PeerCredentials, PeerError, PeerProcess, start_time_of};
+pub use peer::{PeerCredentials, PeerError, PeerProcess};
 
 /// Bounds of one listener.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,10 @@
 //! process's start time, and [`PeerProcess::verify`] refuses once the process is gone or its
 //! credentials are no longer the ones the kernel recorded at connect.
 
-use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+
+use sigil_proc::{Ids, ids_of, start_time_of};
 
 /// The kernel's record of a Unix-socket peer at connect (`SO_PEERCRED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,9 +124,7 @@ impl PeerProcess {
             (None, _) if self.pidfd.is_some() => {}
             _ => return Err(PeerError::Exited { pid }),
         }
-        let status = fs::read_to_string(dir.join("status"))
-            .map_err(|e| fail(format!("cannot read status: {e}")))?;
-        let (uid, gid) = effective_ids(&status).map_err(fail)?;
+        let Ids { uid, gid, .. } = ids_of(dir).map_err(fail)?;
         if uid != self.credentials.uid || gid != self.credentials.gid {
             return Err(PeerError::CredentialsChanged {
                 pid,
@@ -157,54 +156,14 @@ fn has_exited(pidfd: &OwnedFd) -> bool {
     }
 }
 
-/// Field 22 of `/proc/<pid>/stat`: the start time in clock ticks after boot.
-pub fn start_time_of(dir: &std::path::Path) -> Result<u64, String> {
-    let stat =
-        fs::read_to_string(dir.join("stat")).map_err(|e| format!("cannot read stat: {e}"))?;
-    // The command name (field 2) is in parentheses and may contain anything, spaces and
-    // parentheses included: the fields after it start after the last ')'.
-    let after_name = stat
-        .rfind(')')
-        .map(|at| &stat[at + 1..])
-        .ok_or("stat has no command name")?;
-    // After the name: field 3 (state) is the first, so field 22 is the 20th.
-    after_name
-        .split_whitespace()
-        .nth(19)
-        .and_then(|field| field.parse().ok())
-        .ok_or_else(|| "stat has no start time".to_owned())
-}
-
-/// The effective UID and GID from `/proc/<pid>/status` (`Uid:` and `Gid:` list real,
-/// effective, saved and filesystem IDs, in that order).
-fn effective_ids(status: &str) -> Result<(u32, u32), String> {
-    let effective = |key: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(key))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            .and_then(|id| id.parse::<u32>().ok())
-            .ok_or_else(|| format!("status has no effective {key}"))
-    };
-    Ok((effective("Uid:")?, effective("Gid:")?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn effective_ids_are_the_second_column() {
-        let status = "Name:\tpasswd\nUid:\t65534\t0\t0\t0\nGid:\t65534\t65534\t65534\t65534\n";
-        assert_eq!(effective_ids(status), Ok((0, 65534)));
-        assert!(effective_ids("Name:\tx\n").is_err());
-    }
-
-    #[test]
     fn this_process_verifies_and_a_changed_uid_does_not() {
         let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
-        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let (uid, gid) = effective_ids(&status).unwrap_or((u32::MAX, u32::MAX));
+        let Ids { uid, gid, .. } = ids_of(std::path::Path::new("/proc/self")).expect("ids");
         let me = PeerProcess::pin(PeerCredentials {
             pid: Some(pid),
             uid,

@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use aws_lc_rs::digest;
+
+use sigil_proc::{Ids, start_time_of};
 
 use crate::error::PluginError;
 
@@ -63,9 +65,11 @@ impl ProcessFacts {
         let dir = roots.proc.join(pid.to_string());
         let fail = |reason: String| PluginError::Process { pid, reason };
         let start_time = start_time_of(&dir).map_err(fail)?;
-        let status = fs::read_to_string(dir.join("status"))
-            .map_err(|e| fail(format!("cannot read status: {e}")))?;
-        let (uid, gid, supplementary_gids) = parse_status(&status).map_err(fail)?;
+        let Ids {
+            uid,
+            gid,
+            supplementary_gids,
+        } = sigil_proc::ids_of(&dir).map_err(fail)?;
         let cgroups = fs::read_to_string(dir.join("cgroup"))
             .map(|text| {
                 text.lines()
@@ -192,60 +196,25 @@ impl ProcessFacts {
             .map(|()| hex::encode(context.finish().as_ref())))
     }
 
+    /// Checks that the PID still names the process these facts were read from: call it after
+    /// acting on them, since the process may have exited and its PID been reused meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`PluginError::Process`]: the process exited or its PID was reused.
+    pub fn ensure_same_process(&self) -> Result<(), PluginError> {
+        self.still_same().map_err(|reason| PluginError::Process {
+            pid: self.pid,
+            reason,
+        })
+    }
+
     fn still_same(&self) -> Result<(), String> {
         match start_time_of(&self.dir) {
             Ok(now) if now == self.start_time => Ok(()),
             _ => Err(format!("process {} exited or its PID was reused", self.pid)),
         }
     }
-}
-
-/// Field 22 of `stat`, counted after the parenthesised command name (which may hold spaces
-/// and parentheses itself).
-fn start_time_of(dir: &Path) -> Result<u64, String> {
-    let stat =
-        fs::read_to_string(dir.join("stat")).map_err(|e| format!("cannot read stat: {e}"))?;
-    parse_start_time(&stat)
-}
-
-pub(crate) fn parse_start_time(stat: &str) -> Result<u64, String> {
-    let after_comm = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or("stat has no command name")?;
-    // After the command name come fields 3, 4, …; the start time is field 22.
-    after_comm
-        .split_whitespace()
-        .nth(22 - 3)
-        .and_then(|field| field.parse().ok())
-        .ok_or_else(|| "stat has no start time".to_owned())
-}
-
-/// Effective uid, effective gid and supplementary gids from `status`.
-pub(crate) fn parse_status(status: &str) -> Result<(u32, u32, Vec<u32>), String> {
-    let field = |name: &str| {
-        status.lines().find_map(|line| {
-            line.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(':'))
-        })
-    };
-    let effective = |name: &str| -> Result<u32, String> {
-        field(name)
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            .and_then(|id| id.parse().ok())
-            .ok_or_else(|| format!("status has no effective {name}"))
-    };
-    let uid = effective("Uid")?;
-    let gid = effective("Gid")?;
-    let groups = field("Groups")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(|g| {
-            g.parse()
-                .map_err(|_| format!("status has a bad group {g:?}"))
-        })
-        .collect::<Result<Vec<u32>, String>>()?;
-    Ok((uid, gid, groups))
 }
 
 /// The name of `id` in a `passwd` or `group` file (`name:x:id:…`).

@@ -4,39 +4,11 @@ use std::time::Duration;
 
 use crate::grants::{ID_RENDERER, WORKLOAD_ATTESTOR, is_granted};
 use crate::limits::Limits;
-use crate::process::{
-    DeadlinePassed, ProcRoots, ProcessFacts, container_id, name_for, parse_start_time, parse_status,
-};
+use crate::process::{DeadlinePassed, ProcRoots, ProcessFacts, container_id, name_for};
 use crate::state::{parse_run_delay, truncate};
 
 const STATUS: &str = "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\n\
 Uid:\t1000\t1001\t1000\t1000\nGid:\t100\t101\t100\t100\nGroups:\t4 24 27 \n";
-
-#[test]
-fn status_gives_effective_ids_and_groups() {
-    assert_eq!(parse_status(STATUS), Ok((1001, 101, vec![4, 24, 27])));
-}
-
-#[test]
-fn status_without_groups_has_none() {
-    let status = "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n";
-    assert_eq!(parse_status(status), Ok((0, 0, vec![])));
-}
-
-#[test]
-fn status_without_ids_is_an_error() {
-    assert!(parse_status("Name:\tx\n").is_err_and(|e| e.contains("Uid")));
-    assert!(parse_status("Uid:\t1\t2\t3\t4\nGid:\tx\ty\n").is_err_and(|e| e.contains("Gid")));
-}
-
-#[test]
-fn start_time_is_field_22_even_with_spaces_in_the_command() {
-    let stat = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 \
-                1000000 200 18446744073709551615";
-    assert_eq!(parse_start_time(stat), Ok(987_654));
-    assert!(parse_start_time("1234 no-parens").is_err());
-    assert!(parse_start_time("1 (x) S 1").is_err());
-}
 
 #[test]
 fn names_come_from_passwd_and_group_lines() {

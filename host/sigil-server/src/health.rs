@@ -1,4 +1,4 @@
-//! The server's `health_checks`: [`sigil_health`]'s listener with the server's readiness
+//! The server's `health_checks`: [`sigil_daemon::health`]'s listener with the server's readiness
 //! (the datastore answers and the active CA is still valid).
 
 use std::sync::Arc;
@@ -17,7 +17,7 @@ pub async fn serve_health(
         let server = server.clone();
         async move { readiness(&server).await }
     };
-    sigil_health::serve(&checks, ready, shutdown)
+    sigil_daemon::health::serve(&checks, ready, shutdown)
         .await
         .map_err(|error| ServerError::Io {
             path: error.address.into(),

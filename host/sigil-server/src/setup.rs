@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_ca::{
     CaConfig, CaManager, DEFAULT_ROTATION_INTERVAL, DiskKeyManager, KeyManager, MemoryKeyManager,
-    Subject, SystemClock, UpstreamDiskConfig,
+    Subject, UpstreamDiskConfig,
 };
+use sigil_clock::SystemClock;
 use sigil_config::{DatabaseType, KeyManagerConfig, PluginSource, ServerConfig};
 use sigil_entrycache::{CacheConfig, EntryCache};
 use sigil_plugins::{Grants, HostConfig, NodeAttestorServer, PluginHost, PluginSpec};
@@ -178,12 +178,7 @@ async fn open_store(config: &ServerConfig) -> Result<Arc<dyn DataStore>, ServerE
 
 fn ca_config(config: &ServerConfig) -> Result<CaConfig, ServerError> {
     let mut ca = CaConfig::new(config.trust_domain.clone());
-    ca.key_type = sigil_ca::KeyType::from_str(config.ca_key_type.as_str()).map_err(|_| {
-        ServerError::Unsupported(format!(
-            "ca_key_type {:?} is not a CA key type this server supports",
-            config.ca_key_type.as_str()
-        ))
-    })?;
+    ca.key_type = config.ca_key_type;
     ca.ca_ttl = config.ca_ttl;
     ca.x509_svid_ttl = config.default_x509_svid_ttl;
     ca.jwt_svid_ttl = config.default_jwt_svid_ttl;

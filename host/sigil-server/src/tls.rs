@@ -4,14 +4,11 @@
 
 use std::sync::{Arc, RwLock};
 
-use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
 use sigil_ca::{CaManager, X509SvidParams};
+use sigil_tls::{BundleClientVerifier, TrustRoots};
 use sigil_types::SpiffeId;
 
 use crate::tokens::now;
@@ -90,99 +87,25 @@ fn mint(ca: &CaManager) -> Result<(Arc<CertifiedKey>, i64), String> {
 
 pub(crate) use sigil_tls::{peer_spiffe_id, provider};
 
-/// Client certificates must chain to the trust bundle as it is at the handshake (the CA
-/// rotates); a client without one is let in, and every API call then decides whether it
-/// needs an SVID.
-pub(crate) struct BundleClientVerifier {
-    pub(crate) ca: Arc<CaManager>,
-    provider: Arc<CryptoProvider>,
-}
+/// The CA's current X.509 authorities: the roots agents' client certificates must chain to,
+/// read at every handshake because the CA rotates.
+#[derive(Debug)]
+struct CaRoots(Arc<CaManager>);
 
-impl BundleClientVerifier {
-    pub(crate) fn new(ca: Arc<CaManager>) -> Self {
-        BundleClientVerifier {
-            ca,
-            provider: provider(),
-        }
-    }
-
-    fn current(&self) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
-        let mut roots = RootCertStore::empty();
-        if let Some(bundle) = self.ca.bundle() {
-            for authority in &bundle.x509_authorities {
-                roots
-                    .add(CertificateDer::from(authority.der.clone()))
-                    .map_err(|e| rustls::Error::General(format!("bundle authority: {e}")))?;
-            }
-        }
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| rustls::Error::General(format!("client verifier: {e}")))
+impl TrustRoots for CaRoots {
+    fn roots(&self) -> Vec<Vec<u8>> {
+        self.0.bundle().map_or_else(Vec::new, |bundle| {
+            bundle
+                .x509_authorities
+                .iter()
+                .map(|authority| authority.der.clone())
+                .collect()
+        })
     }
 }
 
-impl std::fmt::Debug for BundleClientVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BundleClientVerifier")
-            .finish_non_exhaustive()
-    }
-}
-
-impl ClientCertVerifier for BundleClientVerifier {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        self.current()?
-            .verify_client_cert(end_entity, intermediates, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+/// The agent API's client-certificate check: optional (`AttestAgent` comes before an agent has
+/// an SVID), and against the bundle as it is at the handshake.
+pub(crate) fn client_verifier(ca: Arc<CaManager>) -> BundleClientVerifier {
+    BundleClientVerifier::new(provider(), Arc::new(CaRoots(ca)))
 }

@@ -1,7 +1,6 @@
 //! Join tokens for the `join_token` node attestor: redeemed in the datastore.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sigil_plugins::{JoinTokenRedeemer, RedeemError};
 use sigil_store::DataStore;
@@ -33,8 +32,4 @@ impl JoinTokenRedeemer for StoreTokens {
 }
 
 /// Now, in Unix seconds.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub(crate) use sigil_clock::unix_now as now;

@@ -2,7 +2,7 @@
 //! identities the test sets and changes at will (to simulate rotation).
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sigil_ca::JwtSigner;
 use sigil_types::{JwtSvid, SpiffeId};
@@ -105,9 +105,7 @@ impl WorkloadIdentities for StaticIdentities {
             .jwt_signer
             .as_ref()
             .ok_or_else(|| IdentityError::Unavailable("no JWT signer configured".into()))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = sigil_clock::unix_now();
         let update = self.current();
         let mut minted: Vec<JwtSvid> = Vec::new();
         for svid in update.svids() {

@@ -2,7 +2,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sigil_proto::workload::spiffe_workload_api_server::SpiffeWorkloadApi;
 use sigil_proto::workload::{
@@ -183,8 +182,12 @@ impl<I: WorkloadIdentities> SpiffeWorkloadApi for WorkloadApiService<I> {
             .borrow()
             .clone();
         require_identity(&update, self.config.allow_unauthenticated_verifiers)?;
-        let (spiffe_id, claims) =
-            crate::jwt::validate(&fields.svid, &fields.audience, &update, unix_now())?;
+        let (spiffe_id, claims) = crate::jwt::validate(
+            &fields.svid,
+            &fields.audience,
+            &update,
+            sigil_clock::unix_now(),
+        )?;
         Ok(Response::new(ValidateJwtsvidResponse {
             spiffe_id: spiffe_id.to_string(),
             claims: Some(claims),
@@ -287,10 +290,4 @@ fn jwks(bundle: &Bundle) -> Result<Vec<u8>, ApiError> {
         tracing::error!(trust_domain = %bundle.trust_domain, %error, "bundle cannot be encoded as a JWK set");
         ApiError::Internal
     })
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -2,7 +2,7 @@
 //! when the agent is reattestable, as SPIRE's agent does, else by `RenewAgent`), and
 //! recovery when the server refuses the agent (evicted or banned).
 
-use sigil_tls::validity;
+use sigil_types::x509::validity;
 
 use super::Syncer;
 use crate::attest;

@@ -2,7 +2,7 @@
 //! `BatchNewX509SVID` per batch, and the renewal time of each SVID (half-life plus jitter).
 
 use sigil_proto::spire::api::server::svid::v1 as svid_api;
-use sigil_tls::validity;
+use sigil_types::x509::validity;
 use sigil_types::{RegistrationEntry, X509Svid};
 
 use super::Syncer;
@@ -77,7 +77,7 @@ fn cached(
 ) -> Result<CachedSvid, String> {
     let leaf = svid.cert_chain.first().ok_or("empty certificate chain")?;
     let (not_before, not_after) = validity(leaf)?;
-    let ids = sigil_tls::uri_sans(leaf)?;
+    let ids = sigil_types::x509::uri_sans(leaf)?;
     if ids.len() != 1 || ids[0] != entry.spiffe_id.as_str() {
         return Err(format!("SVID names {ids:?}, entry has {}", entry.spiffe_id));
     }

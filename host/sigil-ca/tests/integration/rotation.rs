@@ -10,11 +10,11 @@ use sigil_ca::rotation::{
     preparation_threshold,
 };
 use sigil_ca::{
-    CaConfig, CaManager, CaManagerError, CaStorage, Clock, DiskKeyManager, KeyManager,
-    MemoryCaStorage, MemoryKeyManager, StorageError, TokioClock, X509SvidParams, run_rotation,
-    validate_jwt_svid,
+    CaConfig, CaManager, CaManagerError, CaStorage, DiskKeyManager, KeyManager, MemoryCaStorage,
+    MemoryKeyManager, StorageError, X509SvidParams, run_rotation, validate_jwt_svid,
 };
-use sigil_types::{Bundle, UnixTime};
+use sigil_clock::TokioClock;
+use sigil_types::{Bundle, Clock, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::support::*;

@@ -6,7 +6,7 @@ use std::process::Command;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use sigil_ca::{Clock, KeyType, SystemClock};
+use sigil_ca::KeyType;
 use sigil_types::{SpiffeId, TrustDomain, UnixTime};
 
 pub(crate) fn td() -> TrustDomain {
@@ -18,7 +18,7 @@ pub(crate) fn id(path: &str) -> SpiffeId {
 }
 
 pub(crate) fn now() -> UnixTime {
-    SystemClock.now()
+    sigil_clock::unix_now()
 }
 
 pub(crate) fn key_pair(key_type: KeyType) -> KeyPair {

@@ -1,8 +1,6 @@
 //! The host side of the capability imports: each call checks the plugin's grant, runs
 //! its I/O outside the CPU budget, and maps failures to the WIT `plugin-error` cases.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use wasmtime::component::Resource;
 
 use super::http::Request;
@@ -69,9 +67,7 @@ impl wit_x509::Host for CallState {
         chain: Vec<Vec<u8>>,
         roots_pem: String,
     ) -> Answer<wit_x509::VerifiedChain> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let now = sigil_clock::unix_now();
         Ok(match x509::verify_chain(&chain, &roots_pem, now) {
             Ok((leaf, authorities)) => Ok(wit_x509::VerifiedChain {
                 leaf: certificate(leaf),

@@ -29,7 +29,7 @@ use tonic::{Request, Status};
 use crate::api::store_status;
 use crate::error::ServerError;
 use crate::setup::Server;
-use crate::tls::{BundleClientVerifier, ServerSvid, peer_spiffe_id, provider};
+use crate::tls::{ServerSvid, client_verifier, peer_spiffe_id, provider};
 
 pub(crate) use caller::calling_agent;
 
@@ -66,7 +66,7 @@ pub async fn serve_agents_on(
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ServerError::Tls(e.to_string()))?
-        .with_client_cert_verifier(Arc::new(BundleClientVerifier::new(server.ca.clone())))
+        .with_client_cert_verifier(Arc::new(client_verifier(server.ca.clone())))
         .with_cert_resolver(svid.clone());
     config.alpn_protocols = vec![b"h2".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));

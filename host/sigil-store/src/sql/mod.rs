@@ -29,7 +29,6 @@ use std::future::Future;
 use std::pin::Pin;
 
 use async_trait::async_trait;
-use sigil_types::UnixTime;
 
 use crate::{EventId, Result};
 
@@ -136,8 +135,4 @@ pub(crate) fn sqlite_placeholders(sql: &str) -> String {
 }
 
 /// The current time in Unix seconds (entries' `created_at`, events' timestamps).
-pub(crate) fn now() -> UnixTime {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub(crate) use sigil_clock::unix_now as now;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use sigil_ca::{JwtSigner, Key, KeyType, Subject, X509Ca, X509SvidParams};
@@ -24,13 +24,7 @@ pub(crate) const OWN_TD: &str = "example.org";
 pub(crate) const FEDERATED_TD: &str = "federated.test";
 
 pub(crate) fn now() -> UnixTime {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
+    sigil_clock::unix_now()
 }
 
 pub(crate) fn td(name: &str) -> TrustDomain {

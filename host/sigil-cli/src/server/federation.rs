@@ -5,9 +5,9 @@ use sigil_proto::spire::api::server::trustdomain::v1 as api;
 use sigil_proto::spire::api::types as wire;
 use wire::federation_relationship::BundleEndpointProfile as Profile;
 
+use super::args;
+use super::bundle::{BundleFormat, parse_bundle};
 use crate::Cmd;
-use crate::args;
-use crate::bundle::{BundleFormat, parse_bundle};
 use crate::error::CliError;
 use crate::flags::{Kind, Spec};
 use crate::json::{self, Json};

@@ -4,8 +4,8 @@ use sigil_proto::spire::api::server::bundle::v1 as api;
 use sigil_proto::spire::api::types as wire;
 use sigil_types::{Bundle, TrustDomain};
 
+use super::args;
 use crate::Cmd;
-use crate::args;
 use crate::error::CliError;
 use crate::flags::{Kind, Spec};
 use crate::json::{self, Json};

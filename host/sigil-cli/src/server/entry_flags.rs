@@ -4,7 +4,7 @@
 use sigil_proto::spire::api::server::entry::v1 as api;
 use sigil_proto::spire::api::types as wire;
 
-use crate::args;
+use super::args;
 use crate::error::CliError;
 use crate::flags::{Flags, Kind, Spec};
 

@@ -3,8 +3,8 @@
 use sigil_proto::spire::api::server::agent::v1 as api;
 use sigil_proto::spire::api::types as wire;
 
+use super::args;
 use crate::Cmd;
-use crate::args;
 use crate::error::CliError;
 use crate::flags::{Kind, Spec};
 use crate::json::{self, Json};

@@ -7,7 +7,7 @@
 use serde_json::Value;
 use sigil_proto::spire::api::types as wire;
 
-use crate::args;
+use super::args;
 use crate::error::CliError;
 
 /// Parses the document into wire entries; errors name the entry index and field.

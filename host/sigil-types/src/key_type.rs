@@ -1,14 +1,12 @@
-//! The key types a sigil CA can generate, named as SPIRE's `ca_key_type` / `jwt_key_type`
-//! settings name them.
+//! The private-key algorithms sigil generates, named as SPIRE's `ca_key_type`, `jwt_key_type`
+//! and `workload_x509_svid_key_type` settings name them.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::KeyError;
-
-/// A private key algorithm and size.
+/// A private key algorithm and size. Exhaustive on purpose: a new key type must be handled by
+/// every match (key generation, signature algorithms), not fall into a default arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
 pub enum KeyType {
     /// ECDSA on NIST P-256 (`ec-p256`), SPIRE's default.
     #[default]
@@ -20,6 +18,11 @@ pub enum KeyType {
     /// RSA with a 4096-bit modulus (`rsa-4096`).
     Rsa4096,
 }
+
+/// A key type string that is not one of SPIRE's four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown key type {0:?}: expected one of ec-p256, ec-p384, rsa-2048, rsa-4096")]
+pub struct UnknownKeyType(pub String);
 
 impl KeyType {
     /// Every key type, in the order SPIRE documents them.
@@ -53,26 +56,17 @@ impl KeyType {
             KeyType::Rsa2048 | KeyType::Rsa4096 => "RS256",
         }
     }
-
-    /// The X.509 signature algorithm certificates signed by this key carry.
-    pub(crate) fn rcgen_algorithm(self) -> &'static rcgen::SignatureAlgorithm {
-        match self {
-            KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
-            KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
-            KeyType::Rsa2048 | KeyType::Rsa4096 => &rcgen::PKCS_RSA_SHA256,
-        }
-    }
 }
 
 impl FromStr for KeyType {
-    type Err = KeyError;
+    type Err = UnknownKeyType;
 
     /// Parses exactly the strings SPIRE accepts; anything else is refused with the value named.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         KeyType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| KeyError::UnknownKeyType(s.to_owned()))
+            .ok_or_else(|| UnknownKeyType(s.to_owned()))
     }
 }
 
@@ -117,11 +111,19 @@ mod tests {
     fn refuses_other_spellings_naming_the_value() {
         for bad in ["EC-P256", "ec-p521", "rsa-1024", "rsa-3072", "", " ec-p256"] {
             let err = bad.parse::<KeyType>().unwrap_err();
-            assert!(
-                matches!(&err, KeyError::UnknownKeyType(v) if v == bad),
-                "{bad}"
-            );
+            assert_eq!(err, UnknownKeyType(bad.to_owned()));
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn serde_uses_the_config_names() {
+        let json = serde_json::to_string(&KeyType::Rsa4096).unwrap();
+        assert_eq!(json, "\"rsa-4096\"");
+        assert_eq!(
+            serde_json::from_str::<KeyType>(&json).unwrap(),
+            KeyType::Rsa4096
+        );
+        assert!(serde_json::from_str::<KeyType>("\"ec-p521\"").is_err());
     }
 }

@@ -9,8 +9,8 @@ use std::path::Path;
 use sigil_proto::spire::api::server::bundle::v1 as bundle_api;
 use sigil_proto::spire::api::server::svid::v1 as api;
 
+use super::args;
 use crate::Cmd;
-use crate::args;
 use crate::error::CliError;
 use crate::flags::{Kind, Spec};
 use crate::json::{self, Json};

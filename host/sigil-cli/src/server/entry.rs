@@ -3,8 +3,8 @@
 use sigil_proto::spire::api::server::entry::v1 as api;
 use sigil_proto::spire::api::types as wire;
 
+use super::args;
 use crate::Cmd;
-use crate::args;
 use crate::error::CliError;
 use crate::json::{self, Json};
 use crate::output::{entry_text, plural, status_ok, status_text};
@@ -12,13 +12,13 @@ use crate::output::{entry_text, plural, status_ok, status_text};
 /// SPIRE's page size for `entry show`.
 const PAGE_SIZE: i32 = 500;
 
-pub(crate) use crate::entry_flags::{COUNT, CREATE, DELETE, SHOW, UPDATE};
-use crate::entry_flags::{entry_from_flags, list_filter};
+pub(crate) use super::entry_flags::{COUNT, CREATE, DELETE, SHOW, UPDATE};
+use super::entry_flags::{entry_from_flags, list_filter};
 
 /// `entry create`: BatchCreateEntry with the entry built from flags or the `-data` file.
 pub(crate) async fn create(cmd: &mut Cmd<'_>) -> Result<(), CliError> {
     let entries = match cmd.flags.str("data") {
-        Some(path) => crate::entry_data::parse(&args::read_input(Some(path))?)?,
+        Some(path) => super::entry_data::parse(&args::read_input(Some(path))?)?,
         None => vec![entry_from_flags(&cmd.flags, false)?.0],
     };
     let mut client = api::entry_client::EntryClient::new(cmd.channel().await?);
@@ -38,7 +38,7 @@ pub(crate) async fn create(cmd: &mut Cmd<'_>) -> Result<(), CliError> {
 pub(crate) async fn update(cmd: &mut Cmd<'_>) -> Result<(), CliError> {
     let (entries, input_mask) = match cmd.flags.str("data") {
         Some(path) => (
-            crate::entry_data::parse(&args::read_input(Some(path))?)?,
+            super::entry_data::parse(&args::read_input(Some(path))?)?,
             None,
         ),
         None => {

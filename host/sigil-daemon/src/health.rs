@@ -1,4 +1,4 @@
-//! The `health_checks` listener shared by sigil-server and sigil-agent, as SPIRE serves it:
+//! The `health_checks` listener, as SPIRE serves it:
 //! `live_path` answers 200 while the process serves, `ready_path` 200 when the caller's
 //! readiness check passes and 503 with the reason otherwise; any other path 404, any other
 //! method 405. A tiny HTTP/1.1 responder: two fixed paths need no HTTP framework.

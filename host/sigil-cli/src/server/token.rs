@@ -2,8 +2,8 @@
 
 use sigil_proto::spire::api::server::agent::v1 as api;
 
+use super::args;
 use crate::Cmd;
-use crate::args;
 use crate::error::CliError;
 use crate::flags::{Kind, Spec};
 use crate::json::{self, Json};
