@@ -21,6 +21,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::sign::CertifiedKey;
 use sigil_tls::SpiffeServerVerifier;
 use sigil_types::{PrivateKeyDer as SvidKey, SpiffeId};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -34,7 +35,7 @@ pub(crate) struct ServerClient {
 }
 
 struct Inner {
-    address: String,
+    dial: Dial,
     state: Arc<TlsState>,
     connector: TlsConnector,
     channel: Mutex<Channel>,
@@ -43,7 +44,7 @@ struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerClient")
-            .field("address", &self.address)
+            .field("dial", &self.dial)
             .field("server_id", self.state.verifier.expected())
             .finish_non_exhaustive()
     }
@@ -53,6 +54,20 @@ impl ServerClient {
     /// A client of `address` (`host:port`) expecting the server ID `server_id`; no roots and
     /// no identity yet.
     pub(crate) fn new(address: String, server_id: SpiffeId) -> Result<Self, AgentError> {
+        Self::dialing(Dial::Tcp(address), server_id)
+    }
+
+    /// A client whose connections are in-memory streams handed to `server` (paused-clock
+    /// tests: a loopback socket would let tokio's paused clock jump ahead of the I/O).
+    #[cfg(test)]
+    pub(crate) fn in_memory(
+        server: tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>,
+        server_id: SpiffeId,
+    ) -> Result<Self, AgentError> {
+        Self::dialing(Dial::Memory(server), server_id)
+    }
+
+    fn dialing(dial: Dial, server_id: SpiffeId) -> Result<Self, AgentError> {
         let provider = sigil_tls::provider();
         let state = Arc::new(TlsState {
             provider: provider.clone(),
@@ -70,10 +85,10 @@ impl ServerClient {
         // attestation connection): every handshake is a full one, with the current SVID.
         config.resumption = rustls::client::Resumption::disabled();
         let connector = TlsConnector::from(Arc::new(config));
-        let channel = lazy_channel(&address, &connector);
+        let channel = lazy_channel(&dial, &connector);
         Ok(ServerClient {
             inner: Arc::new(Inner {
-                address,
+                dial,
                 state,
                 connector,
                 channel: Mutex::new(channel),
@@ -92,7 +107,7 @@ impl ServerClient {
 
     /// Drop the current connection; the next call opens a new one (new handshake).
     pub(crate) fn reconnect(&self) {
-        let channel = lazy_channel(&self.inner.address, &self.inner.connector);
+        let channel = lazy_channel(&self.inner.dial, &self.inner.connector);
         *self
             .inner
             .channel
@@ -137,36 +152,67 @@ impl ServerClient {
     }
 }
 
+/// How the client reaches the server.
+#[derive(Debug, Clone)]
+enum Dial {
+    /// TCP to `host:port`.
+    Tcp(String),
+    /// An in-memory stream per connection, the other end sent to the test's server.
+    #[cfg(test)]
+    Memory(tokio::sync::mpsc::UnboundedSender<tokio::io::DuplexStream>),
+}
+
+/// A byte stream a TLS connection runs over.
+trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
 /// A channel that connects on first use (and again after a failure).
-fn lazy_channel(address: &str, connector: &TlsConnector) -> Channel {
-    let address = address.to_owned();
+fn lazy_channel(dial: &Dial, connector: &TlsConnector) -> Channel {
+    let dial = dial.clone();
     let connector = connector.clone();
     Endpoint::from_static("http://sigil-server")
         .connect_timeout(std::time::Duration::from_secs(5))
         .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
             let connector = connector.clone();
-            let address = address.clone();
+            let dial = dial.clone();
             async move {
-                let addresses: Vec<SocketAddr> =
-                    tokio::net::lookup_host(address.as_str()).await?.collect();
-                let mut last = std::io::Error::other("the server address resolved to nothing");
-                for addr in addresses {
-                    match TcpStream::connect(addr).await {
-                        Ok(tcp) => {
-                            tcp.set_nodelay(true)?;
-                            // The name is not checked (SPIFFE certificates carry none); the
-                            // verifier checks the SPIFFE ID instead.
-                            let name = ServerName::try_from("sigil-server")
-                                .map_err(std::io::Error::other)?;
-                            let tls = connector.connect(name, tcp).await?;
-                            return Ok::<_, std::io::Error>(TokioIo::new(tls));
-                        }
-                        Err(error) => last = error,
+                // The name is not checked (SPIFFE certificates carry none); the verifier
+                // checks the SPIFFE ID instead.
+                let name = ServerName::try_from("sigil-server").map_err(std::io::Error::other)?;
+                let tls: Box<dyn Io> = match dial {
+                    Dial::Tcp(address) => {
+                        let tcp = tcp_connect(&address).await?;
+                        Box::new(connector.connect(name, tcp).await?)
                     }
-                }
-                Err(last)
+                    #[cfg(test)]
+                    Dial::Memory(server) => {
+                        let (client, server_end) = tokio::io::duplex(64 * 1024);
+                        server
+                            .send(server_end)
+                            .map_err(|_| std::io::Error::other("the test server is gone"))?;
+                        Box::new(connector.connect(name, client).await?)
+                    }
+                };
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
             }
         }))
+}
+
+/// A TCP connection to the first address of `address` that answers.
+async fn tcp_connect(address: &str) -> std::io::Result<TcpStream> {
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host(address).await?.collect();
+    let mut last = std::io::Error::other("the server address resolved to nothing");
+    for addr in addresses {
+        match TcpStream::connect(addr).await {
+            Ok(tcp) => {
+                tcp.set_nodelay(true)?;
+                return Ok(tcp);
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
 }
 
 // === impl TlsState ===

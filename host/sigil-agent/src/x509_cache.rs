@@ -23,8 +23,9 @@ use std::time::Duration;
 use sigil_types::{RegistrationEntry, Selector};
 use tokio::sync::Notify;
 
+use crate::cache::{CachedSvid, Snapshot};
 use crate::error::AgentError;
-use crate::sync::{BATCH, CachedSvid, Snapshot, Syncer, now};
+use crate::sync::{BATCH, Syncer};
 use crate::workload::matching;
 
 /// Who needs which X509-SVIDs; shared by the workload sockets and the sync loop.
@@ -195,7 +196,7 @@ impl Syncer {
             &last_use,
             self.demand.max_size,
         );
-        let now = now();
+        let now = self.clock.now();
         let mut kept = HashMap::new();
         let mut due = Vec::new();
         for entry in chosen {

@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::error::DelegatedError;
-use crate::sync::Snapshot;
+use crate::cache::Snapshot;
 use crate::workload::{Workload, Workloads, matching};
 
 /// The service: the agent's workloads and the authorized delegates.

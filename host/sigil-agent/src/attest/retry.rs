@@ -10,9 +10,10 @@
 //! failure. A `grpc-retry-pushback-ms` hint from the server lengthens a wait, never
 //! shortens it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sigil_plugins::NodeAttestorAgent;
+use tokio::time::Instant;
 use tonic::Code;
 
 use crate::client::ServerClient;

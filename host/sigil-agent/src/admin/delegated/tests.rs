@@ -3,7 +3,7 @@ use std::sync::Arc;
 use sigil_types::{PrivateKeyDer, RegistrationEntry, TrustDomain, X509Svid};
 
 use super::*;
-use crate::sync::CachedSvid;
+use crate::cache::CachedSvid;
 
 fn td() -> TrustDomain {
     "example.org".parse().expect("td")

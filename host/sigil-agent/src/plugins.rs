@@ -1,0 +1,89 @@
+//! The agent's plugins: the plugin host (with its artifact cache in `data_dir`), the
+//! workload attestors, and the node attestor with its `plugin_data`.
+
+use sigil_config::{AgentConfig, PluginConfig, PluginSource};
+use sigil_plugins::{HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor};
+
+use crate::RunOptions;
+use crate::error::AgentError;
+use crate::storage::DataDir;
+
+/// The plugin host (its artifact cache in `data_dir`) and the workload attestors.
+pub(crate) fn load_plugins(
+    data: &DataDir,
+    config: &AgentConfig,
+) -> Result<(PluginHost, Vec<WorkloadAttestor>), AgentError> {
+    let plugins = PluginHost::new(
+        HostConfig::default().with_artifact_cache(data.path().join("plugin-cache")),
+    )
+    .map_err(|source| AgentError::Plugin {
+        name: "(host)".into(),
+        source,
+    })?;
+    let mut attestors = Vec::new();
+    for plugin in &config.plugins.workload_attestors {
+        let spec = spec(plugin, &plugin.data_text);
+        let loaded = plugins
+            .load_workload_attestor(&config.trust_domain, &spec)
+            .map_err(|source| AgentError::Plugin {
+                name: plugin.name.clone(),
+                source,
+            })?;
+        attestors.push(loaded);
+    }
+    Ok((plugins, attestors))
+}
+
+/// The node attestor; `join_token` gets the token (`-joinToken`, else `join_token`) as its
+/// `plugin_data`.
+pub(crate) fn node_attestor(
+    plugins: &PluginHost,
+    config: &AgentConfig,
+    options: &RunOptions,
+) -> Result<NodeAttestorAgent, AgentError> {
+    let plugin = &config.plugins.node_attestor;
+    let data = if plugin.name == "join_token" {
+        let token = options
+            .join_token
+            .clone()
+            .or_else(|| config.join_token.clone())
+            .filter(|t| !t.is_empty())
+            .ok_or(AgentError::Unsupported {
+                key: "agent.join_token",
+                reason: "NodeAttestor join_token needs a token: set join_token or pass -joinToken"
+                    .into(),
+            })?;
+        if token
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
+            return Err(AgentError::Unsupported {
+                key: "agent.join_token",
+                reason: "the token holds a quote, backslash or control character".into(),
+            });
+        }
+        format!("join_token = \"{token}\"")
+    } else {
+        plugin.data_text.clone()
+    };
+    plugins
+        .load_node_attestor_agent(&config.trust_domain, &spec(plugin, &data))
+        .map_err(|source| AgentError::Plugin {
+            name: plugin.name.clone(),
+            source,
+        })
+}
+
+/// The plugin spec of a configured plugin, with `data` as its `plugin_data`.
+fn spec(plugin: &PluginConfig, data: &str) -> PluginSpec {
+    match &plugin.source {
+        PluginSource::Wasm { path, checksum } => {
+            let spec = PluginSpec::file(&plugin.name, path, data);
+            match checksum {
+                Some(sum) => spec.with_checksum(sum),
+                None => spec,
+            }
+        }
+        _ => PluginSpec::builtin(&plugin.name, data),
+    }
+}
