@@ -11,7 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sigil_store::conformance::Fixture;
 use sigil_store::{DataStore, Result};
-use sigil_testkit::postgres::{Schema, admin_client, database_url};
+use sigil_testkit::postgres::{Schema, admin_client};
 
 // === SQLite ===
 

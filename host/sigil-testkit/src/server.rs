@@ -62,8 +62,12 @@ impl InProcessServer {
         tokio::spawn(sigil_server::serve_agents_on(
             server.clone(),
             listener,
+            // Only an explicit stop: a test that destructures the server with `..` drops the
+            // sender and must keep its agent API.
             async move {
-                let _ = stopped.await;
+                if stopped.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
             },
         ));
         let socket = conf.socket.clone();

@@ -5,6 +5,7 @@
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary and bench uses a different part of the set-up"
 )]
 #![expect(
