@@ -55,7 +55,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-use common::{AGENT, Server, agent_conf, uds_channel};
+use common::{AGENT, Server, agent_conf, uds_channel, unix_now};
 
 /// Only the sync loop logs at debug: its `cache updated` line is the publication time; the
 /// rest stays at info as in production (no per-call debug line in the latency figures).
@@ -981,16 +981,6 @@ fn load_average() -> String {
         .unwrap_or_default()
         .trim()
         .to_owned()
-}
-
-fn unix_now() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-    )
-    .expect("time")
 }
 
 /// tracing-subscriber's timestamp, `2026-11-23T02:51:57.123456Z` (UTC).

@@ -5,7 +5,7 @@
 //! stream is open: the agent serves from its cache meanwhile and rotation resumes.
 //!
 //! The server binary is the workspace's `target/<profile>/sigil-server`, built by the same
-//! `cargo test --workspace` run (see [`common::SERVER`]).
+//! `cargo test --workspace` run (see `sigil_testkit::process::binary`).
 
 #![expect(
     clippy::expect_used,
@@ -14,8 +14,8 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
@@ -32,9 +32,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 mod common;
 
-use common::{
-    AGENT, Agent, SERVER, WAIT, free_port, http_get, uds_channel, unix_now, verify_chain,
-};
+use common::{AGENT, Agent, WAIT, http_get, uds_channel, unix_now, verify_chain};
+use sigil_testkit::conf::{ServerConf, disk_key_manager};
+use sigil_testkit::process::ServerProcess;
 
 /// Lifetime of the workload's X509-SVIDs: short, so rotations happen during the test.
 const SVID_TTL: i64 = 30;
@@ -49,7 +49,7 @@ async fn server_agent_and_workload_processes_end_to_end_with_a_server_restart() 
     let dir = tempfile::tempdir().expect("tempdir");
     // Other uids reach the socket (0777) through the test directory.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).expect("chmod");
-    let mut server = ServerProcess::start(dir.path());
+    let mut server = start_server(dir.path());
     let token = server
         .cli_ok(&["token", "generate"])
         .trim()
@@ -73,7 +73,6 @@ async fn server_agent_and_workload_processes_end_to_end_with_a_server_restart() 
         &SVID_TTL.to_string(),
     ]);
 
-    let health_port = free_port();
     let socket = dir.path().join("run/agent.sock");
     let conf = dir.path().join("agent.conf");
     std::fs::write(
@@ -104,17 +103,19 @@ plugins {{
 health_checks {{
     listener_enabled = true
     bind_address = "127.0.0.1"
-    bind_port = "{health_port}"
+    bind_port = "0"
 }}
 "#,
             data = dir.path().join("agent-data").display(),
-            port = server.port,
+            port = server.agent_api().port(),
             socket = socket.display(),
             bundle = bundle_path.display(),
         ),
     )
     .expect("write agent.conf");
     let mut agent = Agent::start(&conf, Some(&token), dir.path(), "e2e");
+    // The health listener is on a port the agent picked and logged.
+    let health_port = agent.logged_address("health checks listening").port();
 
     // A workload process fetches and writes its SVID, key and bundle.
     let out_dir = dir.path().join("out");
@@ -257,7 +258,7 @@ health_checks {{
 
     // The server comes back: rotation resumes, still before expiry, on the same stream.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let server = ServerProcess::restart(server);
+    let server = restart(dir.path(), server);
     let third = envoy.next_certificate().await;
     assert_ne!(third.leaf, second.leaf);
     assert!(
@@ -276,7 +277,6 @@ health_checks {{
 
 // === helpers ===
 
-/// The `sigil-server` binary as a process, on a fixed port so that it can come back.
 /// SPIRE's getting-started commands, unchanged, against the real binaries: a join token
 /// generated with `-spiffeID`, a workload entry parented to that ID, the agent run with the
 /// token, and `api fetch x509` as this uid. The token's alias entry is what carries the
@@ -284,7 +284,7 @@ health_checks {{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spire_getting_started_commands_work_unchanged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = ServerProcess::start(dir.path());
+    let mut server = start_server(dir.path());
     let token = server
         .cli_ok(&[
             "token",
@@ -314,7 +314,7 @@ async fn spire_getting_started_commands_work_unchanged() {
         &conf,
         common::agent_conf(
             dir.path(),
-            server.port,
+            server.agent_api().port(),
             &format!("trust_bundle_path = \"{}\"", bundle_path.display()),
         ),
     )
@@ -336,122 +336,32 @@ async fn spire_getting_started_commands_work_unchanged() {
     );
 }
 
-struct ServerProcess {
-    child: Child,
-    socket: PathBuf,
-    config: PathBuf,
-    port: u16,
-    log: PathBuf,
+/// The `sigil-server` binary as a process (SQLite, disk key manager), its agent API on a port
+/// it picks and logs.
+fn start_server(dir: &Path) -> ServerProcess {
+    start_server_on(dir, 0)
 }
 
-impl ServerProcess {
-    fn start(dir: &Path) -> ServerProcess {
-        let port = free_port();
-        let socket = dir.join("server/api.sock");
-        let config = dir.join("server.conf");
-        let data = dir.join("server-data");
-        std::fs::write(
-            &config,
-            format!(
-                r#"server {{
-    bind_address = "127.0.0.1"
-    bind_port = "{port}"
-    socket_path = "{socket}"
-    trust_domain = "example.org"
-    data_dir = "{data}"
-    log_level = "INFO"
-}}
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{data}/datastore.sqlite3"
-        }}
-    }}
-    KeyManager "disk" {{
-        plugin_data {{
-            keys_path = "{data}/keys"
-        }}
-    }}
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-}}
-"#,
-                socket = socket.display(),
-                data = data.display(),
-            ),
-        )
-        .expect("write server.conf");
-        let log = dir.join("server.log");
-        Self::spawn(socket, config, port, log)
-    }
-
-    fn spawn(socket: PathBuf, config: PathBuf, port: u16, log: PathBuf) -> ServerProcess {
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("server log");
-        let child = Command::new(&*SERVER)
-            .args(["run", "-config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start sigil-server");
-        let mut server = ServerProcess {
-            child,
-            socket,
-            config,
-            port,
-            log,
-        };
-        let deadline = Instant::now() + WAIT;
-        while !server.cli(&["healthcheck"]).status.success() {
-            assert!(
-                Instant::now() < deadline && matches!(server.child.try_wait(), Ok(None)),
-                "the server did not come up: {}",
-                std::fs::read_to_string(&server.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    /// Starts the server again from the same config, data and port.
-    fn restart(mut old: ServerProcess) -> ServerProcess {
-        old.kill();
-        let (socket, config, log) = (old.socket.clone(), old.config.clone(), old.log.clone());
-        Self::spawn(socket, config, old.port, log)
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(&*SERVER)
-            .args(args)
-            .arg("-socketPath")
-            .arg(&self.socket)
-            .output()
-            .expect("run the server CLI")
-    }
-
-    fn cli_ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// SIGKILL: no clean shutdown.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_server_on(dir: &Path, port: u16) -> ServerProcess {
+    let defaults = ServerConf::in_dir(dir);
+    let conf = ServerConf {
+        socket: dir.join("server/api.sock"),
+        bind_port: Some(port),
+        log_level: Some("INFO"),
+        key_manager: disk_key_manager(&defaults.data_dir.join("keys")),
+        ..defaults
+    };
+    let config = dir.join("server.conf");
+    conf.write(&config);
+    ServerProcess::start(&config, &conf.socket, &dir.join("server.log"))
 }
 
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Kills the server and starts it again from the same config and data, on the same port
+/// (the agent is configured with it).
+fn restart(dir: &Path, mut old: ServerProcess) -> ServerProcess {
+    let port = old.agent_api().port();
+    old.kill();
+    start_server_on(dir, port)
 }
 
 /// An open StreamSecrets call for the `default` secret, acknowledging what it receives.

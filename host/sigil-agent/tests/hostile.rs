@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use hyper_util::rt::TokioIo;
 use sigil_proto::workload::X509svidRequest;
 use sigil_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use sigil_testkit::process::cpu_share;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 mod common;
@@ -355,22 +356,6 @@ fn accepted(mut stream: &StdUnixStream) -> bool {
         Ok(_) => true,
         Err(error) => panic!("neither served nor closed within 5 s: {error}"),
     }
-}
-
-/// The share of one core `pid` used over `window`, from its utime and stime.
-fn cpu_share(pid: u32, window: Duration) -> f64 {
-    let ticks = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let after_name = &stat[stat.rfind(')').expect("stat name") + 1..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // utime and stime are fields 14 and 15; fields[0] is field 3.
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-    };
-    let before = ticks();
-    std::thread::sleep(window);
-    let used = ticks() - before;
-    // Clock ticks are 1/100 s on Linux (USER_HZ).
-    used as f64 / 100.0 / window.as_secs_f64()
 }
 
 /// A gRPC channel over `stream`, an already connected socket (one HTTP/2 connection; no

@@ -41,7 +41,12 @@ where
             address: address.clone(),
             source,
         })?;
-    tracing::info!(%address, "health checks listening");
+    // The bound address, not the configured one: with `bind_port = 0` this line is how an
+    // operator (or a test) learns the port.
+    match listener.local_addr() {
+        Ok(bound) => tracing::info!(address = %bound, "health checks listening"),
+        Err(_) => tracing::info!(%address, "health checks listening"),
+    }
     let accept = async {
         loop {
             let Ok((stream, _)) = listener.accept().await else {

@@ -16,6 +16,7 @@ use sigil_store::{
     AgentFilter, AgentMask, DataStore, EntryFilter, EntryMask, Event, EventId, Page, PageRequest,
     Result,
 };
+use sigil_testkit::postgres::Schema;
 use sigil_types::{AttestedAgent, EntryId, RegistrationEntry, SpiffeId, TrustDomain};
 
 // === Fixtures ===
@@ -530,34 +531,10 @@ async fn sqlite_file_two_handles() {
     two_handles_share_one_database(a, b).await;
 }
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "DATABASE_URL is not set: the PostgreSQL case needs a database. Set it, e.g. \
-             DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
-        )
-    })
-}
-
-async fn admin_client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_two_handles() {
-    let url = database_url();
-    let schema = format!("sigil_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = admin_client(&url).await;
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("create the test schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let store_url = format!("{url}{separator}options=-csearch_path%3D{schema}");
+    let schema = Schema::create("sigil_test");
+    let store_url = schema.store_url();
     let outcome = tokio::spawn(async move {
         let a = sigil_store::postgres::connect_with_pool_size(&store_url, 2)
             .await
@@ -568,12 +545,7 @@ async fn postgres_two_handles() {
         two_handles_share_one_database(a, b).await;
     })
     .await;
-    if let Err(e) = admin
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-    {
-        eprintln!("cannot drop test schema {schema}: {e}");
-    }
+    schema.drop_now().await;
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

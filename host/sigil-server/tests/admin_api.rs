@@ -17,10 +17,6 @@ use sigil_proto::spire::api::types as wire;
 use tonic::Code;
 use tonic::transport::Channel;
 
-#[expect(
-    dead_code,
-    reason = "these tests use the admin socket only, never the harness's agent API address"
-)]
 mod harness;
 
 mod entry_rules;

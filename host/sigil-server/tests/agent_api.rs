@@ -13,6 +13,9 @@ use std::time::Duration;
 use sigil_proto::spire::api::server::agent::v1 as agentv1;
 use sigil_proto::spire::api::server::svid::v1 as svid;
 use sigil_proto::spire::api::types as wire;
+use sigil_testkit::certs::csr_der;
+use sigil_testkit::conf::postgres_data_store;
+use sigil_testkit::postgres::Schema;
 use tonic::transport::Channel;
 
 mod common;
@@ -27,11 +30,13 @@ use harness::{Harness, cli, create_entry, create_entry_with, start, token};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
     let Attested {
-        harness: Harness {
-            server,
-            socket,
-            address,
-        },
+        harness:
+            Harness {
+                server,
+                socket,
+                address,
+                ..
+            },
         token,
         agent_id,
         bundle,
@@ -59,12 +64,7 @@ async fn agents_attest_with_a_join_token_and_get_only_authorized_svids() {
     let mut svids =
         svid::svid_client::SvidClient::new(channel(address, &bundle, identity.clone()).await);
     let workload_key = rcgen::KeyPair::generate().expect("workload key");
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(&workload_key)
-        .expect("csr")
-        .der()
-        .to_vec();
+    let csr = csr_der(&workload_key);
     let mut results = Vec::new();
     for _ in 0..50 {
         // The cache follows the datastore's event log: give it a moment for the entries.
@@ -174,12 +174,7 @@ async fn svid_for(
     entry_id: &str,
 ) -> (Vec<Vec<u8>>, Vec<u8>) {
     let key = rcgen::KeyPair::generate().expect("key");
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(&key)
-        .expect("csr")
-        .der()
-        .to_vec();
+    let csr = csr_der(&key);
     for _ in 0..50 {
         let mut results = svids
             .batch_new_x509svid(svid::BatchNewX509svidRequest {
@@ -244,11 +239,13 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
     use sigil_proto::spire::api::server::entry::v1 as entry_api;
 
     let Attested {
-        harness: Harness {
-            server,
-            socket,
-            address,
-        },
+        harness:
+            Harness {
+                server,
+                socket,
+                address,
+                ..
+            },
         agent_id,
         bundle,
         identity: agent_identity,
@@ -381,12 +378,7 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
 
     // NewDownstreamX509CA: a CA certificate for the downstream entry's SVID only.
     let ca_key = rcgen::KeyPair::generate().expect("downstream CA key");
-    let ca_csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(&ca_key)
-        .expect("csr")
-        .der()
-        .to_vec();
+    let ca_csr = csr_der(&ca_key);
     let downstream = svid::svid_client::SvidClient::new(
         channel(address, &bundle, nested_identity.clone()).await,
     )
@@ -467,11 +459,13 @@ async fn admin_downstream_and_jwt_calls_follow_the_callers_entries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_batch_is_minted_on_every_core_and_answered_in_order() {
     let Attested {
-        harness: Harness {
-            server,
-            socket,
-            address,
-        },
+        harness:
+            Harness {
+                server,
+                socket,
+                address,
+                ..
+            },
         agent_id,
         bundle,
         identity,
@@ -492,12 +486,7 @@ async fn a_large_batch_is_minted_on_every_core_and_answered_in_order() {
     svid_for(&mut svids, &web).await;
     svid_for(&mut svids, &api).await;
 
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(&rcgen::KeyPair::generate().expect("key"))
-        .expect("csr")
-        .der()
-        .to_vec();
+    let csr = csr_der(&rcgen::KeyPair::generate().expect("key"));
     // Well over the parallel threshold, with refusals and a bad CSR spread through it.
     let expected: Vec<Option<&str>> = (0..150)
         .map(|i| match i % 5 {
@@ -547,21 +536,8 @@ async fn a_large_batch_is_minted_on_every_core_and_answered_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_created_on_one_server_reaches_an_agent_of_another_within_a_second() {
-    let url = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must name the test PostgreSQL database (scripts/test.sh sets it)");
-    let schema = format!("sigil_ha_{}", uuid::Uuid::new_v4().simple());
-    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to PostgreSQL");
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("schema");
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let store = format!(
-        "database_type = \"postgres\"\n            connection_string = \"{url}{separator}options=-csearch_path%3D{schema}\""
-    );
+    let schema = Schema::create("sigil_ha");
+    let store = postgres_data_store(&schema.store_url());
     let (dir_a, dir_b) = (
         tempfile::tempdir().expect("tempdir"),
         tempfile::tempdir().expect("tempdir"),
@@ -628,10 +604,7 @@ async fn an_entry_created_on_one_server_reaches_an_agent_of_another_within_a_sec
     println!("entry created on A visible to an agent of B after {elapsed:?}");
     a.server.shutdown();
     b.server.shutdown();
-    admin
-        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .expect("drop schema");
+    drop(schema);
     assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
 }
 

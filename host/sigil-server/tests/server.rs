@@ -7,88 +7,27 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use sigil_testkit::certs::csr_der;
+use sigil_testkit::conf::{ServerConf, disk_key_manager, postgres_data_store};
+use sigil_testkit::postgres::Schema;
+use sigil_testkit::process::{ServerProcess, cpu_share};
+use sigil_testkit::{http_get, join_token};
 
 mod common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sigil-server");
 
-/// A server process and the paths of its test directory.
-struct Running {
-    child: Child,
-    socket: PathBuf,
+/// The server process of `config`, its log beside it.
+fn start(config: &Path, socket: &Path) -> ServerProcess {
+    ServerProcess::start(config, socket, &config.with_file_name("server.log"))
 }
 
-impl Running {
-    fn start(config: &Path, socket: &Path) -> Self {
-        Self::start_command(Command::new(BIN), config, socket)
-    }
-
-    /// [`Running::start`] with at most `nofile` open descriptors (`prlimit` execs the server).
-    fn start_with_nofile(config: &Path, socket: &Path, nofile: u64) -> Self {
-        let mut command = Command::new("prlimit");
-        command.arg(format!("--nofile={nofile}:{nofile}")).arg(BIN);
-        Self::start_command(command, config, socket)
-    }
-
-    fn start_command(mut command: Command, config: &Path, socket: &Path) -> Self {
-        let child = command
-            .args(["run", "-config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn sigil-server");
-        let running = Running {
-            child,
-            socket: socket.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if running.cli(&["healthcheck"]).status.success() {
-                return running;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server did not become healthy"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Run a CLI command against this server's socket.
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .arg("-socketPath")
-            .arg(&self.socket)
-            .output()
-            .expect("run the CLI")
-    }
-
-    /// Stop with SIGTERM and wait.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill");
-        assert!(killed.success());
-        let status = self.child.wait().expect("wait");
-        assert!(
-            status.success(),
-            "the server exits cleanly on SIGTERM: {status}"
-        );
-        assert!(!self.socket.exists(), "the socket is removed on shutdown");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// [`start`] with at most `nofile` open descriptors.
+fn start_with_nofile(config: &Path, socket: &Path, nofile: u64) -> ServerProcess {
+    ServerProcess::start_with_nofile(config, socket, &config.with_file_name("server.log"), nofile)
 }
 
 fn text(output: &Output) -> String {
@@ -104,62 +43,39 @@ fn ok(output: Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// `server.conf` in `dir` on `data_store` (`DATA_DIR` in it stands for the data directory):
+/// the agent API and the health checks on loopback ports the server picks and logs. The
+/// config's path and the admin socket's.
 fn write_config(dir: &Path, data_store: &str) -> (PathBuf, PathBuf) {
-    write_config_on_port(dir, data_store, 0)
-}
-
-fn write_config_on_port(dir: &Path, data_store: &str, port: u16) -> (PathBuf, PathBuf) {
-    let socket = dir.join("private/api.sock");
-    let config = dir.join("server.conf");
-    std::fs::write(
-        &config,
-        format!(
-            r#"server {{
-    bind_address = "127.0.0.1"
-    bind_port = "{port}"
-    socket_path = "{socket}"
-    trust_domain = "example.org"
-    data_dir = "{data}"
-    log_level = "WARN"
-    ca_subject {{
+    let data = dir.join("data");
+    let conf = ServerConf {
+        socket: dir.join("private/api.sock"),
+        bind_port: Some(0),
+        log_level: Some("INFO"),
+        data_store: data_store.replace("DATA_DIR", &data.display().to_string()),
+        key_manager: disk_key_manager(&data.join("keys")),
+        server_extra: r#"ca_subject {
         country = ["US"]
         organization = ["SPIFFE"]
         common_name = ""
-    }}
-}}
-
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            {data_store}
-        }}
-    }}
-    KeyManager "disk" {{
-        plugin_data {{
-            keys_path = "{data}/keys"
-        }}
-    }}
-    NodeAttestor "join_token" {{
-        plugin_data {{}}
-    }}
-}}
-
-health_checks {{
+    }"#
+        .to_owned(),
+        tail: r#"
+health_checks {
     listener_enabled = true
     bind_address = "127.0.0.1"
-    bind_port = "{health_port}"
+    bind_port = "0"
     live_path = "/live"
     ready_path = "/ready"
-}}
-"#,
-            socket = socket.display(),
-            data = dir.join("data").display(),
-            health_port = health_port(dir),
-            data_store = data_store.replace("DATA_DIR", &dir.join("data").display().to_string()),
-        ),
-    )
-    .expect("write server.conf");
-    (config, socket)
+}
+"#
+        .to_owned(),
+        data_dir: data,
+        ..ServerConf::in_dir(dir)
+    };
+    let config = dir.join("server.conf");
+    conf.write(&config);
+    (config, conf.socket)
 }
 
 /// The whole operator flow against one data store.
@@ -174,15 +90,16 @@ fn operator_flow(data_store: &str) {
             .expect("validate"))
         .contains("valid")
     );
-    let server = Running::start(&config, &socket);
+    let mut server = start(&config, &socket);
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(&socket).expect("socket").permissions(),
     ) & 0o777;
     assert_eq!(mode, 0o770);
 
-    assert_eq!(health(dir.path(), "/live"), "HTTP/1.1 200 OK");
-    assert_eq!(health(dir.path(), "/ready"), "HTTP/1.1 200 OK");
-    assert_eq!(health(dir.path(), "/other"), "HTTP/1.1 404 Not Found");
+    let health = server.health().port();
+    assert_eq!(http_get(health, "/live"), "HTTP/1.1 200 OK");
+    assert_eq!(http_get(health, "/ready"), "HTTP/1.1 200 OK");
+    assert_eq!(http_get(health, "/other"), "HTTP/1.1 404 Not Found");
     let created = ok(server.cli(&[
         "entry",
         "create",
@@ -195,12 +112,7 @@ fn operator_flow(data_store: &str) {
         "-dns",
         "web.example.org",
     ]));
-    let entry_id = created
-        .lines()
-        .find_map(|l| l.strip_prefix("Entry ID         : "))
-        .expect("Entry ID line")
-        .trim()
-        .to_owned();
+    let entry_id = sigil_testkit::entry_id(&created);
     assert!(
         created.contains("Selector         : unix:uid:1000"),
         "{created}"
@@ -326,7 +238,7 @@ fn operator_flow(data_store: &str) {
 
     // A restart keeps the entries, the federation relationships and the CA.
     server.stop();
-    let server = Running::start(&config, &socket);
+    let server = start(&config, &socket);
     let shown = ok(server.cli(&["entry", "show", "-entryID", &entry_id]));
     assert!(shown.contains("spiffe://example.org/web"), "{shown}");
     let federation = ok(server.cli(&["federation", "show", "-trustDomain", "other.org"]));
@@ -369,34 +281,8 @@ fn operator_flow_on_postgres() {
 /// Run `flow` with a DataStore `plugin_data` body for a fresh schema of the PostgreSQL
 /// database at `DATABASE_URL`, dropped afterwards.
 fn on_postgres(flow: fn(&str)) {
-    let url = std::env::var("DATABASE_URL")
-        .expect("DATABASE_URL must name the test PostgreSQL database (scripts/test.sh sets it)");
-    let schema = format!("sigil_server_{}", uuid::Uuid::new_v4().simple());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let admin = |sql: String| {
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .expect("connect to PostgreSQL");
-            tokio::spawn(connection);
-            client.batch_execute(&sql).await.expect("admin SQL");
-        });
-    };
-    admin(format!("CREATE SCHEMA {schema}"));
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let store_url = format!("{url}{separator}options=-csearch_path%3D{schema}");
-    let result = std::panic::catch_unwind(|| {
-        flow(&format!(
-            "database_type = \"postgres\"\n            connection_string = \"{store_url}\""
-        ));
-    });
-    admin(format!("DROP SCHEMA {schema} CASCADE"));
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
+    let schema = Schema::create("sigil_server");
+    flow(&postgres_data_store(&schema.store_url()));
 }
 
 #[test]
@@ -433,48 +319,25 @@ fn bad_configuration_exits_64_naming_file_line_and_key() {
     assert_eq!(output.status.code(), Some(64), "{}", text(&output));
 }
 
-/// The health-check port of the server in `dir`, chosen once per directory.
-fn health_port(dir: &Path) -> u16 {
-    let file = dir.join("health-port");
-    if let Ok(port) = std::fs::read_to_string(&file) {
-        return port.trim().parse().expect("port");
-    }
-    let port = free_port();
-    std::fs::write(&file, port.to_string()).expect("write");
-    port
-}
-
-/// `GET path` on the health-check listener of the server in `dir`: the status line.
-fn health(dir: &Path, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", health_port(dir))).expect("health listener");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response.lines().next().unwrap_or_default().to_owned()
-}
-
 /// A flood of TCP connections that never finish a TLS handshake takes the server to its
 /// descriptor limit: the accept loop backs off instead of spinning, and once the flood is
 /// gone TLS clients are served again.
 #[test]
 fn at_the_descriptor_limit_the_agent_api_backs_off_and_accepts_again() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let (config, socket) = write_config_on_port(
+    let (config, socket) = write_config(
         dir.path(),
         r#"database_type = "sqlite3"
             connection_string = "DATA_DIR/datastore.sqlite3""#,
-        port,
     );
-    let server = Running::start_with_nofile(&config, &socket, 128);
+    let mut server = start_with_nofile(&config, &socket, 128);
+    let port = server.agent_api().port();
     let flood: Vec<_> = (0..400)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
         .collect();
     // Let the server accept what it can and hit EMFILE with connections still queued.
     std::thread::sleep(Duration::from_secs(1));
-    let cpu = cpu_share(server.child.id(), Duration::from_secs(3));
+    let cpu = cpu_share(server.daemon().pid(), Duration::from_secs(3));
     assert!(
         cpu < 0.10,
         "the server used {:.0} % of a core while out of descriptors",
@@ -503,30 +366,6 @@ fn at_the_descriptor_limit_the_agent_api_backs_off_and_accepts_again() {
     server.stop();
 }
 
-/// The share of one core `pid` used over `window`, from its utime and stime.
-fn cpu_share(pid: u32, window: Duration) -> f64 {
-    let ticks = || {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-        let after_name = &stat[stat.rfind(')').expect("stat name") + 1..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // utime and stime are fields 14 and 15; fields[0] is field 3.
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-    };
-    let before = ticks();
-    std::thread::sleep(window);
-    let used = ticks() - before;
-    // Clock ticks are 1/100 s on Linux (USER_HZ).
-    used as f64 / 100.0 / window.as_secs_f64()
-}
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
 #[test]
 fn an_agent_attests_to_the_server_process_and_survives_its_restart_on_sqlite() {
     agent_flow(
@@ -547,22 +386,16 @@ fn agent_flow(data_store: &str) {
     use sigil_proto::spire::api::server::svid::v1 as svid;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let (config, socket) = write_config_on_port(dir.path(), data_store, port);
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let (config, socket) = write_config(dir.path(), data_store);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
 
-    let server = Running::start(&config, &socket);
-    let token = ok(server.cli(&["token", "generate"]));
-    let token = token
-        .trim()
-        .strip_prefix("Token: ")
-        .expect("token")
-        .to_owned();
+    let mut server = start(&config, &socket);
+    let address = server.agent_api();
+    let token = join_token(&ok(server.cli(&["token", "generate"])));
     let bundle = ok(server.cli(&["bundle", "show"]));
     let key = rcgen::KeyPair::generate().expect("agent key");
     let agent_svid = runtime
@@ -581,19 +414,9 @@ fn agent_flow(data_store: &str) {
         "-selector",
         "unix:uid:1000",
     ]));
-    let entry_id = created
-        .lines()
-        .find_map(|l| l.strip_prefix("Entry ID         : "))
-        .expect("entry ID")
-        .trim()
-        .to_owned();
+    let entry_id = sigil_testkit::entry_id(&created);
     let identity = Some((agent_svid.cert_chain.clone(), key.serialize_der()));
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(&rcgen::KeyPair::generate().expect("key"))
-        .expect("csr")
-        .der()
-        .to_vec();
+    let csr = csr_der(&rcgen::KeyPair::generate().expect("key"));
     let new_svid = |address| {
         let (identity, entry_id, csr, bundle) = (
             identity.clone(),
@@ -639,12 +462,7 @@ fn agent_flow(data_store: &str) {
         "-selector",
         "unix:uid:1000",
     ]));
-    let their_id = theirs
-        .lines()
-        .find_map(|l| l.strip_prefix("Entry ID         : "))
-        .expect("entry ID")
-        .trim()
-        .to_owned();
+    let their_id = sigil_testkit::entry_id(&theirs);
     let refused = runtime.block_on(async {
         svid::svid_client::SvidClient::new(
             common::channel(address, &bundle, identity.clone()).await,
@@ -672,9 +490,11 @@ fn agent_flow(data_store: &str) {
         "{status:?}"
     );
 
-    // After a restart: the same agent, the same CA, the agent's SVID still works.
+    // After a restart (on another port the server picks): the same agent, the same CA, the
+    // agent's SVID still works.
     server.stop();
-    let server = Running::start(&config, &socket);
+    let mut server = start(&config, &socket);
+    let address = server.agent_api();
     let agents = ok(server.cli(&["agent", "list"]));
     assert!(agents.contains(&agent_id), "{agents}");
     assert_eq!(ok(server.cli(&["bundle", "show"])), bundle);

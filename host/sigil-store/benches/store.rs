@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use sigil_store::{DataStore, EntryFilter, MatchMode, SelectorMatch};
+use sigil_testkit::postgres::Schema;
 use sigil_types::{RegistrationEntry, Selector, SpiffeId};
 
 struct Options {
@@ -157,19 +158,11 @@ async fn main() -> anyhow::Result<()> {
             sigil_store::sqlite::open(&path).await?
         }
         "postgres" => {
-            let url = std::env::var("DATABASE_URL")
-                .context("set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/test")?;
-            let schema = format!("sigil_bench_{}", uuid::Uuid::new_v4().simple());
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-            tokio::spawn(conn);
-            client
-                .batch_execute(&format!("CREATE SCHEMA {schema}"))
-                .await?;
-            println!("backend: postgres, schema {schema}");
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let store_url = format!("{url}{sep}options=-csearch_path%3D{schema}");
-            pg_schema = Some((client, schema));
-            sigil_store::postgres::connect(&store_url).await?
+            let schema = Schema::create("sigil_bench");
+            println!("backend: postgres, schema {}", schema.name());
+            let store = sigil_store::postgres::connect(&schema.store_url()).await?;
+            pg_schema = Some(schema);
+            store
         }
         other => bail!("unknown backend {other:?}: use sqlite or postgres"),
     };
@@ -237,13 +230,11 @@ async fn main() -> anyhow::Result<()> {
         println!("database file: {:.0} MiB", size as f64 / (1024.0 * 1024.0));
     }
     drop(store);
-    if let Some((client, schema)) = pg_schema {
+    if let Some(schema) = pg_schema {
         if o.keep {
-            println!("kept schema {schema}");
+            println!("kept schema {}", schema.keep());
         } else {
-            client
-                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                .await?;
+            schema.drop_now().await;
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use sigil_store::conformance::Fixture;
 use sigil_store::{DataStore, Result};
+use sigil_testkit::postgres::{Schema, admin_client};
 
 // === SQLite ===
 
@@ -83,52 +84,22 @@ mod sqlite_file {
 
 // === PostgreSQL ===
 
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "DATABASE_URL is not set: the PostgreSQL conformance cases need a database. Set it, \
-             e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
-        )
-    })
-}
-
-async fn admin_client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to DATABASE_URL: {e}"));
-    tokio::spawn(connection);
-    client
-}
-
-/// `url` with `key=value` added to its query string.
-fn with_param(url: &str, param: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{param}")
-}
-
 /// A fresh schema per case; the store reaches it through `search_path`.
 struct Postgres {
-    url: String,
-    schema: String,
-}
-
-impl Postgres {
-    fn store_url(&self) -> String {
-        with_param(
-            &self.url,
-            &format!("options=-csearch_path%3D{}", self.schema),
-        )
-    }
+    schema: Schema,
 }
 
 #[async_trait]
 impl Fixture for Postgres {
     async fn open(&self) -> Result<Arc<dyn DataStore>> {
-        sigil_store::postgres::connect_with_pool_size(&self.store_url(), 4).await
+        sigil_store::postgres::connect_with_pool_size(&self.schema.store_url(), 4).await
     }
     async fn schema_version(&self) -> i64 {
-        let client = admin_client(&self.url).await;
-        let sql = format!("SELECT version FROM {}.sigil_schema_version", self.schema);
+        let client = admin_client(self.schema.database_url()).await;
+        let sql = format!(
+            "SELECT version FROM {}.sigil_schema_version",
+            self.schema.name()
+        );
         client
             .query_one(&sql, &[])
             .await
@@ -136,10 +107,10 @@ impl Fixture for Postgres {
             .get(0)
     }
     async fn set_schema_version(&self, version: i64) {
-        let client = admin_client(&self.url).await;
+        let client = admin_client(self.schema.database_url()).await;
         let sql = format!(
             "UPDATE {}.sigil_schema_version SET version = $1",
-            self.schema
+            self.schema.name()
         );
         client
             .execute(&sql, &[&version])
@@ -147,26 +118,19 @@ impl Fixture for Postgres {
             .expect("write the schema version");
     }
     async fn teardown(&self) {
-        let client = admin_client(&self.url).await;
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        if let Err(e) = client.batch_execute(&sql).await {
-            eprintln!("cannot drop test schema {}: {e}", self.schema);
-        }
+        self.schema.drop_now().await;
     }
 }
 
 async fn postgres_fixture() -> Box<dyn Fixture> {
-    let url = database_url();
-    let schema = format!("sigil_test_{}", uuid::Uuid::new_v4().simple());
-    admin_client(&url)
-        .await
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .expect("create the test schema");
-    Box::new(Postgres { url, schema })
+    Box::new(Postgres {
+        schema: Schema::create("sigil_test"),
+    })
 }
 
 mod postgres {
+    use sigil_testkit::postgres::{admin_client, database_url};
+
     sigil_store::store_conformance_tests!(crate::postgres_fixture);
     sigil_store::persistence_conformance_tests!(crate::postgres_fixture);
 
@@ -180,9 +144,9 @@ mod postgres {
         use sigil_store::conformance::support::entry;
         use tokio_postgres::AsyncMessage;
 
-        let url = crate::database_url();
+        let url = database_url();
         let db = format!("sigil_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = crate::admin_client(&url).await;
+        let admin = admin_client(&url).await;
         admin
             .batch_execute(&format!("CREATE DATABASE {db}"))
             .await

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use sigil_proto::workload::X509svidRequest;
 use sigil_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
+use sigil_testkit::ports::ReservedPort;
 
-use super::common::{Agent, JoinTokenSetup, WAIT, agent_conf, fetch_x509, free_port, uds_channel};
+use super::common::{Agent, JoinTokenSetup, WAIT, agent_conf, fetch_x509, uds_channel};
 
 const STREAMS: usize = 2_000;
 const CONNECTIONS: usize = 10;
@@ -82,14 +83,15 @@ async fn two_thousand_streams_over_ten_connections_each_get_the_callers_svid() {
 async fn attestation_is_retried_until_the_server_is_up_but_a_used_token_is_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let setup = JoinTokenSetup::start(dir.path()).await;
-    // The agent dials a port nobody listens on yet.
-    let port = free_port();
+    // The agent dials a port nobody listens on yet (held, so that nobody else takes it).
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let conf = write_conf(dir.path(), port);
     let socket = dir.path().join("agent.sock");
     let mut agent = Agent::start(&conf, Some(&setup.token), dir.path(), "early");
     wait_for_log(&mut agent, "node attestation failed; retrying").await;
 
-    setup.server.serve_agents_at(port).await;
+    setup.server.serve_agents_on(reserved.listen());
     let fetched = fetch_x509(&socket, &mut agent).await;
     assert_eq!(fetched.ids, ["spiffe://example.org/workload"]);
     let log = agent.log();

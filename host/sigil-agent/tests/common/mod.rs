@@ -1,9 +1,11 @@
-//! Shared set-up of the agent's tests and benchmarks: an in-process server on loopback
-//! (`sigil_server::Server` with its admin socket and agent API, SQLite), the `sigil-agent`
-//! binary as a real process, and Workload API clients.
+//! Shared set-up of the agent's tests and benchmarks: the agent's configuration, the
+//! `sigil-agent` binary as a real process, Workload API clients, and set-ups made of an
+//! in-process server and an agent. What the server's tests share with these (the in-process
+//! server, processes, certificates, ports) is in sigil-testkit.
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary and bench uses a different part of the set-up"
 )]
 #![expect(
@@ -11,108 +13,18 @@
     reason = "test helpers: a failed setup step must fail the test"
 )]
 
-use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
-use tokio::sync::oneshot;
-use tonic::transport::{Endpoint, Uri};
+pub(crate) use sigil_testkit::certs::{NodePki, verify_chain};
+pub(crate) use sigil_testkit::process::Daemon;
+pub(crate) use sigil_testkit::server::{InProcessServer as Server, uds_channel};
+pub(crate) use sigil_testkit::{WAIT, http_get, unix_now};
 
 pub(crate) const AGENT: &str = env!("CARGO_BIN_EXE_sigil-agent");
-pub(crate) const WAIT: Duration = Duration::from_secs(30);
-
-/// The `sigil-server` binary beside the agent's: `cargo test --workspace` builds every
-/// package's binaries before it runs a test (`CARGO_BIN_EXE_*` names only this package's).
-pub(crate) static SERVER: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(|| {
-    let path = Path::new(AGENT).with_file_name("sigil-server");
-    assert!(
-        path.exists(),
-        "{} is missing: these tests run the server binary; build it with `cargo build -p sigil-server` or run `cargo test --workspace`",
-        path.display()
-    );
-    path
-});
-
-/// Unix seconds now.
-pub(crate) fn unix_now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs(),
-    )
-    .expect("time")
-}
-
-/// A loopback port nobody listens on right now.
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
-
-/// `GET path` on a loopback HTTP listener: the status line.
-pub(crate) fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    response.lines().next().unwrap_or_default().to_owned()
-}
-
-/// A node CA and a node certificate with its key, for x509pop.
-pub(crate) struct NodePki {
-    pub(crate) root: PathBuf,
-    pub(crate) cert: PathBuf,
-    pub(crate) key: PathBuf,
-    pub(crate) leaf_sha1: String,
-}
-
-impl NodePki {
-    pub(crate) fn write(dir: &Path) -> NodePki {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-        };
-        let root_key = KeyPair::generate().expect("root key");
-        let mut root_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, "Node Root");
-        root_params.distinguished_name = name;
-        let root = root_params.self_signed(&root_key).expect("root");
-        let issuer = Issuer::from_params(&root_params, &root_key);
-        let leaf_key = KeyPair::generate().expect("leaf key");
-        let mut leaf_params =
-            CertificateParams::new(vec!["node-1.example.org".to_owned()]).expect("params");
-        let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, "node-1");
-        leaf_params.distinguished_name = name;
-        let leaf = leaf_params.signed_by(&leaf_key, &issuer).expect("leaf");
-        let pki = NodePki {
-            root: dir.join("node-root.pem"),
-            cert: dir.join("node.pem"),
-            key: dir.join("node.key"),
-            leaf_sha1: aws_lc_rs::digest::digest(
-                &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
-                leaf.der(),
-            )
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        };
-        std::fs::write(&pki.root, root.pem()).expect("write root");
-        std::fs::write(&pki.cert, leaf.pem()).expect("write cert");
-        std::fs::write(&pki.key, leaf_key.serialize_pem()).expect("write key");
-        pki
-    }
-}
 
 pub(crate) fn agent_conf(dir: &Path, port: u16, bundle: &str) -> String {
     agent_conf_with(
@@ -154,128 +66,21 @@ pub(crate) fn agent_conf_extra(dir: &Path, port: u16, bundle: &str, extra: &str)
     agent_conf(dir, port, &format!("{bundle}\n    {extra}"))
 }
 
-/// The in-process server.
-pub(crate) struct Server {
-    pub(crate) socket: PathBuf,
-    pub(crate) address: SocketAddr,
-    stop_agents: Option<oneshot::Sender<()>>,
-    server: Arc<sigil_server::Server>,
-}
+/// The agent process, its stderr in `agent-<name>.log`; the process calls ([`Daemon`]'s
+/// `pid`, `log`, `running`, `wait_exit`, `terminate`, `stop`) go through to it.
+pub(crate) struct Agent(Daemon);
 
-impl Server {
-    pub(crate) async fn start(dir: &Path) -> Server {
-        Self::start_with(
-            dir,
-            "",
-            "NodeAttestor \"join_token\" {\n        plugin_data {}\n    }",
-        )
-        .await
-    }
-
-    /// A server with extra `server` block lines and the given NodeAttestor block.
-    pub(crate) async fn start_with(dir: &Path, server_extra: &str, node_attestor: &str) -> Server {
-        let socket = dir.join("server.sock");
-        let data = dir.join("server-data");
-        let text = format!(
-            r#"server {{
-    socket_path = "{socket}"
-    trust_domain = "example.org"
-    data_dir = "{data}"
-    {server_extra}
-}}
-plugins {{
-    DataStore "sql" {{
-        plugin_data {{
-            database_type = "sqlite3"
-            connection_string = "{data}/datastore.sqlite3"
-        }}
-    }}
-    KeyManager "memory" {{
-        plugin_data {{}}
-    }}
-    {node_attestor}
-}}
-"#,
-            socket = socket.display(),
-            data = data.display()
-        );
-        let config =
-            sigil_config::ServerConfig::parse(&text, "server.conf", false).expect("server config");
-        let server = sigil_server::Server::start(config)
-            .await
-            .expect("server start");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
-        let (stop_agents, stopped) = oneshot::channel::<()>();
-        tokio::spawn(sigil_server::serve(server.clone(), std::future::pending()));
-        tokio::spawn(sigil_server::serve_agents_on(
-            server.clone(),
-            listener,
-            async move {
-                let _ = stopped.await;
-            },
-        ));
-        for _ in 0..100 {
-            if socket.exists() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Server {
-            socket,
-            address,
-            stop_agents: Some(stop_agents),
-            server,
-        }
-    }
-
-    /// Runs a CLI command against the admin socket; its output (it must succeed).
-    pub(crate) async fn cli_out(&self, args: &[&str]) -> String {
-        let mut args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        args.push("-socketPath".into());
-        args.push(self.socket.display().to_string());
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = sigil_cli::run(&args, &mut out, &mut err).await;
-        let out = String::from_utf8_lossy(&out).into_owned();
-        assert_eq!(code, 0, "{args:?}: {out}{}", String::from_utf8_lossy(&err));
-        out
-    }
-
-    pub(crate) async fn token(&self) -> String {
-        self.cli_out(&["token", "generate"])
-            .await
-            .trim()
-            .strip_prefix("Token: ")
-            .expect("token")
-            .to_owned()
-    }
-
-    /// Serves the agent API on loopback `port` too, until the test ends.
-    pub(crate) async fn serve_agents_at(&self, port: u16) {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind the agent API port");
-        tokio::spawn(sigil_server::serve_agents_on(
-            self.server.clone(),
-            listener,
-            std::future::pending(),
-        ));
-    }
-
-    /// Stops the agent API (the admin socket stays).
-    pub(crate) fn stop_agent_api(&mut self) {
-        if let Some(stop) = self.stop_agents.take() {
-            let _ = stop.send(());
-        }
+impl Deref for Agent {
+    type Target = Daemon;
+    fn deref(&self) -> &Daemon {
+        &self.0
     }
 }
 
-/// The agent process, its stderr in a file.
-pub(crate) struct Agent {
-    child: Child,
-    log: PathBuf,
+impl DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut Daemon {
+        &mut self.0
+    }
 }
 
 impl Agent {
@@ -305,83 +110,18 @@ impl Agent {
         name: &str,
         nofile: u64,
     ) -> Agent {
-        let mut command = Command::new("prlimit");
-        command
-            .arg(format!("--nofile={nofile}:{nofile}"))
-            .arg(AGENT);
+        let command = sigil_testkit::process::with_nofile(Path::new(AGENT), nofile);
         Self::spawn(command, conf, token, dir, name)
     }
 
     /// Runs `command` (the agent binary and anything before it) with `run -config conf`.
-    fn spawn(
-        mut command: Command,
-        conf: &Path,
-        token: Option<&str>,
-        dir: &Path,
-        name: &str,
-    ) -> Agent {
+    fn spawn(command: Command, conf: &Path, token: Option<&str>, dir: &Path, name: &str) -> Agent {
         let log = dir.join(format!("agent-{name}.log"));
-        let stderr = std::fs::File::create(&log).expect("log file");
-        command.args(["run", "-config"]).arg(conf);
-        if let Some(token) = token {
-            command.args(["-joinToken", token]);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start the agent");
-        Agent { child, log }
-    }
-
-    /// The agent's PID.
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub(crate) fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub(crate) fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits up to `limit` for the agent to exit on its own; its exit status.
-    pub(crate) fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the agent did not exit: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Asks the agent to stop (SIGTERM) and waits for it to exit; its exit status.
-    pub(crate) fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        self.wait_exit(WAIT)
-    }
-
-    pub(crate) fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.stop();
+        let token: &[&str] = match token {
+            Some(token) => &["-joinToken", token],
+            None => &[],
+        };
+        Agent(Daemon::run(command, conf, token, &log))
     }
 }
 
@@ -425,41 +165,6 @@ pub(crate) async fn fetch_x509(socket: &Path, agent: &mut Agent) -> Fetched {
     panic!("no X509-SVID in time ({last}): {}", agent.log());
 }
 
-/// Each certificate is signed by the next, the last by one of `roots`.
-pub(crate) fn verify_chain(chain: &[Vec<u8>], roots: &[pem::Pem]) {
-    fn parse(der: &[u8]) -> x509_parser::certificate::X509Certificate<'_> {
-        x509_parser::parse_x509_certificate(der)
-            .expect("certificate")
-            .1
-    }
-    for pair in chain.windows(2) {
-        let (child, issuer) = (parse(&pair[0]), parse(&pair[1]));
-        child
-            .verify_signature(Some(issuer.public_key()))
-            .expect("signed by the next certificate");
-    }
-    let last = parse(chain.last().expect("non-empty chain"));
-    let signed_by_root = roots.iter().any(|root| {
-        let root = parse(root.contents());
-        last.verify_signature(Some(root.public_key())).is_ok()
-    });
-    assert!(signed_by_root, "the chain ends at a bundle root");
-    let now = x509_parser::time::ASN1Time::now();
-    assert!(parse(&chain[0]).validity().is_valid_at(now));
-}
-
-/// A raw Workload API channel (no security header added).
-pub(crate) async fn uds_channel(path: &Path) -> tonic::transport::Channel {
-    let path = path.to_owned();
-    Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
-        .await
-        .expect("connect to the agent socket")
-}
-
 /// An in-process server with the x509pop node attestor, an entry for this process's uid
 /// under the node's agent ID, and an agent attesting with x509pop (insecure bootstrap).
 pub(crate) struct X509popAgent {
@@ -497,12 +202,7 @@ impl X509popAgent {
                 &format!("unix:uid:{uid}"),
             ])
             .await;
-        let entry_id = created
-            .lines()
-            .find_map(|l| l.strip_prefix("Entry ID         : "))
-            .expect("entry ID")
-            .trim()
-            .to_owned();
+        let entry_id = sigil_testkit::entry_id(&created);
         let conf = dir.join("agent.conf");
         std::fs::write(
             &conf,

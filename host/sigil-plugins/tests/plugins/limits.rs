@@ -127,13 +127,23 @@ fn on_demand_allocation_works_like_the_pool() {
 /// Calls beyond the pool's instances wait for a slot instead of failing, with the pooling
 /// allocator and with on-demand allocation alike: three 200 ms spinners and twelve good calls
 /// at once on two slots all get their own outcome (the spinners their CPU budget, the good
-/// calls their selectors), and the spinners ran at most two at a time.
+/// calls their selectors), and the spinners ran at most two at a time. The pooling round
+/// asserts that the pooling allocator is in use rather than passing on the fallback.
 #[test]
 fn calls_beyond_the_pool_queue_for_a_slot_and_all_complete() {
     for pooling in [true, false] {
         let mut config = HostConfig::default().with_max_concurrent_calls(2);
         config.pooling = pooling;
         let host = PluginHost::new(config).expect("host");
+        // Without this the pooling round would quietly fall back to on-demand allocation on a
+        // machine where the address-space probe fails, and test it twice.
+        assert_eq!(
+            host.uses_pooling(),
+            pooling,
+            "pooling {pooling}: the host must use the allocator asked for; with pooling on, the \
+             pooling allocator's address-space probe failed on this machine (see \
+             sigil-plugins' engine.rs), so the pooled path cannot be tested here"
+        );
         let limits = Limits::default().with_cpu(Duration::from_millis(200));
         let spin = PluginSpec::bytes("hostile", HOSTILE_ATTESTOR, "spin").with_limits(limits);
         let spin = host.load_workload_attestor(&td(), &spin).expect("loads");

@@ -10,7 +10,6 @@ mod caller;
 mod entries;
 mod svid;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,8 +69,12 @@ pub async fn serve_agents_on(
         .with_cert_resolver(svid.clone());
     config.alpn_protocols = vec![b"h2".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
-    let local: Option<SocketAddr> = listener.local_addr().ok();
-    tracing::info!(address = ?local, "agent API listening");
+    // The bound address, not the configured one: with `bind_port = 0` this line is how an
+    // operator (or a test) learns the port.
+    match listener.local_addr() {
+        Ok(address) => tracing::info!(%address, "agent API listening"),
+        Err(error) => tracing::info!(error = %error, "agent API listening"),
+    }
 
     let renewer = {
         let (server, svid) = (server.clone(), svid.clone());

@@ -76,10 +76,7 @@ pub(crate) async fn attest(
     token: &str,
     key: &rcgen::KeyPair,
 ) -> Result<wire::X509svid, tonic::Status> {
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(key)
-        .expect("csr");
+    let csr = sigil_testkit::certs::csr_der(key);
     let first = agent::AttestAgentRequest {
         step: Some(agent::attest_agent_request::Step::Params(
             agent::attest_agent_request::Params {
@@ -87,9 +84,7 @@ pub(crate) async fn attest(
                     r#type: "join_token".into(),
                     payload: token.as_bytes().to_vec(),
                 }),
-                params: Some(agent::AgentX509svidParams {
-                    csr: csr.der().to_vec(),
-                }),
+                params: Some(agent::AgentX509svidParams { csr }),
             },
         )),
     };

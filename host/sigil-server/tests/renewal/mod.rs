@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sigil_proto::spire::api::server::agent::v1 as agent_api;
 use sigil_proto::spire::api::server::entry::v1 as entry_api;
+use sigil_testkit::certs::csr_der;
 use tonic::transport::Channel;
 
 use super::common::channel;
@@ -28,12 +29,7 @@ async fn renewal_hands_over_to_the_new_svid_and_then_refuses_the_old_one() {
     wait_for_entries(&old).await;
 
     let key = rcgen::KeyPair::generate().expect("key");
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .serialize_request(&key)
-        .expect("csr")
-        .der()
-        .to_vec();
+    let csr = csr_der(&key);
     let renewed = agent_api::agent_client::AgentClient::new(old.clone())
         .renew_agent(agent_api::RenewAgentRequest {
             params: Some(agent_api::AgentX509svidParams { csr }),
