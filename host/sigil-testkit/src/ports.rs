@@ -76,7 +76,7 @@ mod tests {
     fn the_address_of_the_last_matching_line_is_read() {
         let log = "\
 2026-12-03T10:00:00Z  INFO sigil_server::agent_api: agent API listening address=127.0.0.1:4000
-2026-12-03T10:00:01Z  INFO sigil_health: health checks listening address=127.0.0.1:4001
+2026-12-03T10:00:01Z  INFO sigil_daemon::health: health checks listening address=127.0.0.1:4001
 2026-12-03T10:00:02Z  INFO sigil_server::agent_api: agent API listening address=127.0.0.1:4002
 ";
         assert_eq!(
