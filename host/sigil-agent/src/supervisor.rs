@@ -73,8 +73,9 @@ pub(crate) async fn supervise(
     });
     let health_checks = config.health_checks.clone();
     let health_cache = cache.clone();
+    let health_clock = clock.clone();
     let ready = move || {
-        let readiness = health_cache.borrow().readiness(clock.now());
+        let readiness = health_cache.borrow().readiness(health_clock.now());
         async move { readiness }
     };
     // A health listener that cannot bind stops the agent: the operator asked for it.
@@ -94,6 +95,7 @@ pub(crate) async fn supervise(
         client,
         demand,
         config.jwt_svid_cache_max_size,
+        clock,
     ));
     let admin = match &config.admin_socket_path {
         Some(path) => {

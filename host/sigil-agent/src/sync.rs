@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use sigil_config::KeyType;
 use sigil_plugins::NodeAttestorAgent;
+use sigil_types::Clock;
 use sigil_types::x509::validity;
-use sigil_types::{Clock, UnixTime};
 use tokio::sync::watch;
 
 use crate::client::ServerClient;
@@ -29,7 +29,7 @@ use crate::error::AgentError;
 use crate::storage::{AgentSvid, DataDir};
 use crate::x509_cache::X509Demand;
 
-pub(crate) use crate::cache::Snapshot;
+use crate::cache::Snapshot;
 pub(crate) use entries::fetch_bundle;
 
 /// Time between two syncs while the server answers.
@@ -146,14 +146,6 @@ impl Syncer {
 fn backoff(failures: u32) -> Duration {
     let seconds = 1u64 << failures.saturating_sub(1).min(5);
     Duration::from_secs(seconds).min(MAX_BACKOFF)
-}
-
-/// Unix seconds now, on the system clock.
-///
-/// Only `workload`'s JWT-SVID cache still calls this (that module is outside this change);
-/// everything in the sync loop reads the injected [`Clock`] instead.
-pub(crate) fn now() -> UnixTime {
-    sigil_clock::SystemClock.now()
 }
 
 #[cfg(test)]

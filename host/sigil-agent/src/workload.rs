@@ -21,13 +21,13 @@ use std::time::Duration;
 
 use sigil_plugins::{ProcRoots, ProcessFacts, WorkloadAttestor};
 use sigil_proto::spire::api::server::svid::v1 as svid_api;
-use sigil_types::{JwtSvid, RegistrationEntry, Selector, SpiffeId};
+use sigil_types::{Clock, JwtSvid, RegistrationEntry, Selector, SpiffeId};
 use sigil_workload::{Caller, IdentityError, WorkloadIdentities, WorkloadSvid, WorkloadUpdate};
 use tokio::sync::watch;
 
+use crate::cache::Snapshot;
 use crate::client::ServerClient;
 use crate::jwt_cache::{self, Cached, JwtSvidCache};
-use crate::sync::{Snapshot, now};
 use crate::x509_cache::{Subscription, X509Demand};
 
 /// How long `subscribe` (and the admin socket) waits for the agent's first sync; after that it serves what the
@@ -43,6 +43,8 @@ pub struct Workloads {
     client: ServerClient,
     jwt_cache: JwtSvidCache,
     demand: Arc<X509Demand>,
+    /// When cached JWT-SVIDs are judged (the agent's injected clock).
+    clock: Arc<dyn Clock>,
 }
 
 /// An attested caller: its selectors.
@@ -71,6 +73,7 @@ impl Workloads {
         client: ServerClient,
         demand: Arc<X509Demand>,
         jwt_svid_cache_max_size: usize,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Workloads {
             attestors,
@@ -79,6 +82,7 @@ impl Workloads {
             client,
             jwt_cache: JwtSvidCache::new(jwt_svid_cache_max_size),
             demand,
+            clock,
         }
     }
 }
@@ -274,7 +278,7 @@ impl Workloads {
         audience: &[String],
     ) -> Result<JwtSvid, IdentityError> {
         let key = jwt_cache::key(&entry.spiffe_id, audience);
-        let fallback = match self.jwt_cache.lookup(&key, now()) {
+        let fallback = match self.jwt_cache.lookup(&key, self.clock.now()) {
             Cached::Fresh(svid) => return Ok(svid),
             Cached::Renewable(svid) => Some(svid),
             Cached::Missing => None,
@@ -282,7 +286,7 @@ impl Workloads {
         let minted = match self.new_jwt_svid(entry, audience).await {
             Ok(minted) => minted,
             Err(error) => {
-                return match fallback.filter(|old| old.expires_at > now()) {
+                return match fallback.filter(|old| old.expires_at > self.clock.now()) {
                     Some(old) => {
                         tracing::warn!(spiffe_id = %entry.spiffe_id, "cannot renew a JWT-SVID; serving the cached one");
                         Ok(old)
@@ -291,7 +295,7 @@ impl Workloads {
                 };
             }
         };
-        self.jwt_cache.store(key, minted.clone(), now());
+        self.jwt_cache.store(key, minted.clone(), self.clock.now());
         Ok(minted)
     }
 

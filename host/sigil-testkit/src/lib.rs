@@ -25,13 +25,8 @@ use std::time::Duration;
 /// How long a test waits for a daemon to come up, serve or exit before it fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// Unix seconds now.
-pub fn unix_now() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("the clock is after 1970");
-    i64::try_from(since.as_secs()).expect("seconds fit an i64")
-}
+/// Unix seconds now, on the system clock.
+pub use sigil_clock::unix_now;
 
 /// `GET path` on a loopback HTTP listener (a health-check listener): the status line.
 pub fn http_get(port: u16, path: &str) -> String {
