@@ -56,6 +56,7 @@ async fn run(batches: usize) {
         server,
         socket,
         address,
+        ..
     } = harness::start(dir.path(), &harness::sqlite(dir.path())).await;
     let admin = harness::admin_channel(&socket).await;
     let token = harness::token(&socket).await;
