@@ -18,6 +18,8 @@ use sigil_testkit::conf::postgres_data_store;
 use sigil_testkit::postgres::Schema;
 use tonic::transport::Channel;
 
+#[path = "agent_api/ca_failure.rs"]
+mod ca_failure;
 mod common;
 mod harness;
 #[path = "agent_api/load.rs"]

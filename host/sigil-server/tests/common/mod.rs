@@ -26,9 +26,8 @@ pub(crate) async fn channel(
     bundle_pem: &str,
     identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
 ) -> Channel {
-    let provider = sigil_tls::provider();
     let verifier = sigil_tls::SpiffeServerVerifier::new(
-        provider.clone(),
+        sigil_tls::provider(),
         SERVER_ID.parse().expect("server ID"),
     );
     let roots: Vec<Vec<u8>> = pem::parse_many(bundle_pem)
@@ -39,7 +38,17 @@ pub(crate) async fn channel(
     verifier
         .set_roots(roots.iter().map(Vec::as_slice))
         .expect("roots");
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    connect(address, verifier, identity).await
+}
+
+/// A gRPC channel to `address` over TLS, checking the server with `verifier`, with
+/// `identity` when given.
+pub(crate) async fn connect(
+    address: SocketAddr,
+    verifier: sigil_tls::SpiffeServerVerifier,
+    identity: Option<(Vec<Vec<u8>>, Vec<u8>)>,
+) -> Channel {
+    let builder = rustls::ClientConfig::builder_with_provider(sigil_tls::provider())
         .with_safe_default_protocol_versions()
         .expect("versions")
         .dangerous()
