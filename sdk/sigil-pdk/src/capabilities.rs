@@ -34,5 +34,5 @@ pub mod kubernetes {
 
 /// The pod of the process under attestation (workload attestors).
 pub mod pods {
-    pub use crate::bindings::workload::sigil::plugin::pod_lookup::pod_of;
+    pub use crate::bindings::workload::sigil::plugin::pod_lookup::{PodMatch, pod_of};
 }
