@@ -13,6 +13,7 @@ use std::process::{Command, ExitCode};
 /// Components the build produces: built-in plugins first, then the test fixtures.
 const COMPONENTS: &[&str] = &[
     "unix",
+    "k8s",
     "k8s_template",
     "disk",
     "join_token_server",

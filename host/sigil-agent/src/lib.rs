@@ -22,6 +22,7 @@ mod cache;
 mod client;
 mod error;
 mod jwt_cache;
+mod k8s;
 mod keys;
 mod plugins;
 mod startup;

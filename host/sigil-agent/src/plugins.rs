@@ -2,10 +2,13 @@
 //! workload attestors, and the node attestor with its `plugin_data`.
 
 use sigil_config::{AgentConfig, PluginConfig, PluginSource};
-use sigil_plugins::{HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor};
+use sigil_plugins::{
+    Grants, HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor,
+};
 
 use crate::RunOptions;
 use crate::error::AgentError;
+use crate::k8s;
 use crate::storage::DataDir;
 
 /// The plugin host (its artifact cache in `data_dir`) and the workload attestors.
@@ -22,7 +25,10 @@ pub(crate) fn load_plugins(
     })?;
     let mut attestors = Vec::new();
     for plugin in &config.plugins.workload_attestors {
-        let spec = spec(plugin, &plugin.data_text);
+        let mut spec = spec(plugin, &plugin.data_text);
+        if plugin.name == "k8s" && plugin.source == PluginSource::Builtin {
+            spec = spec.with_grants(Grants::default().with_kubelet(kubelet(plugin)?));
+        }
         let loaded = plugins
             .load_workload_attestor(&config.trust_domain, &spec)
             .map_err(|source| AgentError::Plugin {
@@ -32,6 +38,27 @@ pub(crate) fn load_plugins(
         attestors.push(loaded);
     }
     Ok((plugins, attestors))
+}
+
+/// The built-in `k8s` attestor's kubelet access, from SPIRE's keys in its `plugin_data`.
+fn kubelet(plugin: &PluginConfig) -> Result<sigil_plugins::KubeletAccess, AgentError> {
+    let refuse = |reason: String| AgentError::Unsupported {
+        key: "plugins.WorkloadAttestor.k8s.plugin_data",
+        reason,
+    };
+    let settings =
+        k8s::kubelet_settings(&plugin.data, |name| std::env::var(name).ok()).map_err(refuse)?;
+    for (key, why) in &settings.no_effect {
+        tracing::warn!(key = %key, "WorkloadAttestor k8s: {key} has no effect in sigil: {why}");
+    }
+    tracing::info!(
+        url = %settings.url,
+        verify = settings.ca_path.is_some(),
+        max_poll_attempts = settings.max_poll_attempts,
+        poll_retry_interval = ?settings.poll_retry_interval,
+        "WorkloadAttestor k8s: kubelet access"
+    );
+    k8s::kubelet_access(&settings).map_err(refuse)
 }
 
 /// The node attestor; `join_token` gets the token (`-joinToken`, else `join_token`) as its

@@ -205,7 +205,7 @@ const SDS_KEYS: [&str; 4] = [
 const CATALOGUE: &Catalogue = &[
     (PluginKind::NodeAttestor, &["join_token", "x509pop"]),
     (PluginKind::KeyManager, &["memory", "disk"]),
-    (PluginKind::WorkloadAttestor, &["unix"]),
+    (PluginKind::WorkloadAttestor, &["unix", "k8s"]),
 ];
 
 impl AgentConfig {

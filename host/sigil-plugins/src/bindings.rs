@@ -204,6 +204,10 @@ impl workload_facts::HostWorkloadProcess for CallState {
         Ok(self.table.get(&process)?.container_id())
     }
 
+    fn pod_uid(&mut self, process: Resource<ProcessFacts>) -> wasmtime::Result<Option<String>> {
+        Ok(self.table.get(&process)?.pod_uid())
+    }
+
     fn drop(&mut self, process: Resource<ProcessFacts>) -> wasmtime::Result<()> {
         self.table.delete(process)?;
         Ok(())

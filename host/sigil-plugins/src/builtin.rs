@@ -3,6 +3,8 @@
 
 /// The built-in `unix` workload attestor.
 const UNIX: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/unix.wasm"));
+/// The built-in `k8s` workload attestor.
+const K8S: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s.wasm"));
 /// The built-in `k8s_template` SPIFFE-ID renderer.
 const K8S_TEMPLATE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_template.wasm"));
 
@@ -39,6 +41,7 @@ pub(crate) fn node_attestor_agent(name: &str) -> Option<&'static [u8]> {
 pub(crate) fn workload_attestor(name: &str) -> Option<&'static [u8]> {
     match name {
         "unix" => Some(UNIX),
+        "k8s" => Some(K8S),
         _ => None,
     }
 }

@@ -28,6 +28,7 @@ mod builtin;
 mod call;
 mod capabilities;
 mod capacity;
+mod container;
 mod engine;
 mod error;
 mod grants;
@@ -42,7 +43,10 @@ mod spec;
 mod state;
 mod workload;
 
-pub use capabilities::{Grants, JoinTokenRedeemer, KubeletAccess, KubernetesAccess, RedeemError};
+pub use container::Placement;
+pub use capabilities::{
+    Grants, JoinTokenRedeemer, KubeletAccess, KubeletTrust, KubernetesAccess, RedeemError,
+};
 pub use error::{PluginError, Saturation};
 pub use host::PluginHost;
 pub use limits::{EPOCH_TICK, HostConfig, Limits};

@@ -15,6 +15,7 @@ use aws_lc_rs::digest;
 
 use sigil_proc::{Ids, start_time_of};
 
+use crate::container::{self, Placement};
 use crate::error::PluginError;
 
 /// Where the host reads process facts and user databases from (`/proc` and `/etc` on a
@@ -52,6 +53,9 @@ pub struct ProcessFacts {
     user_name: Option<String>,
     group_names: BTreeMap<u32, String>,
     cgroups: Vec<String>,
+    /// The container and pod from the cgroups (mountinfo as a fallback), or why the
+    /// paths contradict each other.
+    placement: Result<Placement, String>,
 }
 
 impl ProcessFacts {
@@ -70,14 +74,21 @@ impl ProcessFacts {
             gid,
             supplementary_gids,
         } = sigil_proc::ids_of(&dir).map_err(fail)?;
-        let cgroups = fs::read_to_string(dir.join("cgroup"))
-            .map(|text| {
-                text.lines()
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let cgroup_text = fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+        let cgroups = cgroup_text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        // mountinfo is read only when the cgroup file names no container (SPIRE's order).
+        let mut placement = container::locate(&cgroup_text, None);
+        if placement
+            .as_ref()
+            .is_ok_and(|found| found.container_id.is_none())
+            && let Ok(mountinfo) = fs::read_to_string(dir.join("mountinfo"))
+        {
+            placement = container::locate(&cgroup_text, Some(&mountinfo));
+        }
         if start_time_of(&dir).as_ref() != Ok(&start_time) {
             return Err(fail("the process exited or its PID was reused".into()));
         }
@@ -98,6 +109,7 @@ impl ProcessFacts {
             user_name,
             group_names,
             cgroups,
+            placement,
         })
     }
 
@@ -136,12 +148,21 @@ impl ProcessFacts {
         &self.cgroups
     }
 
-    /// The container ID found in the cgroup paths, if any.
+    /// The container ID found in the cgroup paths (or the cgroup mounts), if any; `None`
+    /// also when the paths name two containers (see [`placement`](Self::placement)).
     pub fn container_id(&self) -> Option<String> {
-        self.cgroups
-            .iter()
-            .rev()
-            .find_map(|line| container_id(line))
+        self.placement.as_ref().ok()?.container_id.clone()
+    }
+
+    /// The Kubernetes pod UID found with the container ID, if any.
+    pub fn pod_uid(&self) -> Option<String> {
+        self.placement.as_ref().ok()?.pod_uid.clone()
+    }
+
+    /// The container ID and pod UID, or why the cgroup paths contradict each other (two
+    /// containers, two pods).
+    pub fn placement(&self) -> Result<&Placement, &str> {
+        self.placement.as_ref().map_err(String::as_str)
     }
 
     /// The executable's path, read now and checked against PID reuse.
@@ -224,21 +245,5 @@ pub(crate) fn name_for(database: &str, id: u32) -> Option<String> {
         let name = fields.next()?;
         let wanted = fields.nth(1)?.parse::<u32>().ok()? == id;
         (wanted && !name.is_empty() && !line.starts_with('#')).then(|| name.to_owned())
-    })
-}
-
-/// A container ID in one cgroup line: the last path segment that is 64 hex digits once the
-/// runtimes' prefixes (`docker-`, `cri-containerd-`, `crio-`, `libpod-`) and the `.scope`
-/// suffix are removed.
-pub(crate) fn container_id(line: &str) -> Option<String> {
-    let path = line.splitn(3, ':').nth(2)?;
-    path.rsplit('/').find_map(|segment| {
-        let segment = segment.strip_suffix(".scope").unwrap_or(segment);
-        let id = ["docker-", "cri-containerd-", "crio-", "libpod-"]
-            .iter()
-            .find_map(|prefix| segment.strip_prefix(prefix))
-            .unwrap_or(segment);
-        (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| id.to_ascii_lowercase())
     })
 }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::grants::{ID_RENDERER, WORKLOAD_ATTESTOR, is_granted};
 use crate::limits::Limits;
-use crate::process::{DeadlinePassed, ProcRoots, ProcessFacts, container_id, name_for};
+use crate::container::in_path;
+use crate::process::{DeadlinePassed, ProcRoots, ProcessFacts, name_for};
 use crate::state::{parse_run_delay, truncate};
 
 const STATUS: &str = "Name:\tbash\nUmask:\t0022\nState:\tS (sleeping)\n\
@@ -30,13 +31,11 @@ fn container_ids_from_the_common_cgroup_forms() {
         format!("0::/kubepods.slice/kubepods-besteffort.slice/cri-containerd-{id}.scope"),
         format!("0::/kubepods/burstable/pod1234/crio-{id}.scope"),
     ] {
-        assert_eq!(container_id(&line), Some(id.clone()), "{line}");
+        let path = line.splitn(3, ':').nth(2).expect("a cgroup line");
+        assert_eq!(in_path(path).map(|(_, c)| c), Some(id.clone()), "{line}");
     }
-    assert_eq!(
-        container_id("0::/user.slice/user-1000.slice/session-2.scope"),
-        None
-    );
-    assert_eq!(container_id("garbage"), None);
+    assert_eq!(in_path("/user.slice/user-1000.slice/session-2.scope"), None);
+    assert_eq!(in_path("garbage"), None);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use wasmtime::component::Resource;
 
 use super::http::Request;
-use super::{CapabilityError, files, x509};
+use super::{CapabilityError, PodMatch, files, x509};
 use crate::RedeemError;
 use crate::bindings::node_server::sigil::plugin::{
     granted_files, http_client, join_tokens, kubernetes, x509 as wit_x509,
@@ -177,15 +177,33 @@ impl kubernetes::Host for CallState {
 }
 
 impl pod_lookup::Host for CallState {
-    fn pod_of(&mut self, process: Resource<ProcessFacts>) -> Answer<Option<String>> {
+    fn pod_of(
+        &mut self,
+        process: Resource<ProcessFacts>,
+        container_required: bool,
+    ) -> Answer<Option<pod_lookup::PodMatch>> {
         let Some(access) = self.grants.kubelet.clone() else {
             return Ok(Err(not_granted("pod-lookup")));
         };
-        let Some(container_id) = self.table.get(&process)?.container_id() else {
+        let (container_id, pod_uid) = match self.table.get(&process)?.placement() {
+            Ok(placement) => (placement.container_id.clone(), placement.pod_uid.clone()),
+            Err(conflict) => {
+                return Ok(Err(PluginError::PermissionDenied(format!(
+                    "the process's cgroups are ambiguous: {conflict}"
+                ))));
+            }
+        };
+        let Some(container_id) = container_id else {
             return Ok(Ok(None));
         };
         Ok(self
-            .io(|_| access.pod_of_container(&container_id))
+            .io(|_| access.pod_of(pod_uid.as_deref(), &container_id, container_required))
+            .map(|found| {
+                found.map(|PodMatch { pod, container_status }| pod_lookup::PodMatch {
+                    pod,
+                    container_status,
+                })
+            })
             .map_err(PluginError::from))
     }
 }

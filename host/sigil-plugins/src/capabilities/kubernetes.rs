@@ -1,16 +1,15 @@
-//! `kubernetes` (the cluster's API server, server side) and `pod-lookup` (the node's
-//! kubelet, agent side), over HTTPS with bearer tokens read from files at each call, so a
-//! rotated projected token is picked up.
+//! `kubernetes` (the cluster's API server, server side), over HTTPS with bearer tokens
+//! read from files at each call, so a rotated projected token is picked up. The kubelet
+//! (`pod-lookup`) is in `kubelet.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use ureq::Agent;
-use ureq::tls::{TlsConfig, TlsProvider};
 
 use super::CapabilityError;
-use super::http::{Request, agent, agent_with, aws_lc_provider, pem_roots, send};
+use super::http::{Request, agent, pem_roots, send};
 
 /// Where the in-cluster service account's files are.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -150,93 +149,6 @@ impl std::fmt::Debug for KubernetesAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubernetesAccess")
             .field("api_server", &self.api_server)
-            .field("token_file", &self.token_file)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Access to the node's kubelet, for `pod-lookup`.
-#[derive(Clone)]
-pub struct KubeletAccess {
-    url: String,
-    token_file: Option<PathBuf>,
-    agent: Agent,
-    timeout: Duration,
-}
-
-impl KubeletAccess {
-    /// The kubelet at `url` (`https://127.0.0.1:10250`), trusted through the PEM CA
-    /// certificates `ca_pem`, called with the bearer token in `token_file` when given.
-    pub fn new(
-        url: &str,
-        ca_pem: &[u8],
-        token_file: Option<PathBuf>,
-        timeout: Duration,
-    ) -> Result<Self, String> {
-        Ok(KubeletAccess {
-            url: url.trim_end_matches('/').to_owned(),
-            token_file,
-            agent: agent(pem_roots(ca_pem)?, timeout),
-            timeout,
-        })
-    }
-
-    /// The kubelet at `url` without checking its certificate (SPIRE's
-    /// `skip_kubelet_verification`): kubelets often serve self-signed certificates.
-    pub fn danger_unverified(url: &str, token_file: Option<PathBuf>, timeout: Duration) -> Self {
-        let tls = TlsConfig::builder()
-            .provider(TlsProvider::Rustls)
-            .disable_verification(true)
-            .unversioned_rustls_crypto_provider(aws_lc_provider())
-            .build();
-        KubeletAccess {
-            url: url.trim_end_matches('/').to_owned(),
-            token_file,
-            agent: agent_with(tls, timeout),
-            timeout,
-        }
-    }
-
-    /// The pod running the container `container_id`, as JSON, if the kubelet has one.
-    pub(crate) fn pod_of_container(
-        &self,
-        container_id: &str,
-    ) -> Result<Option<String>, CapabilityError> {
-        let pods = call_json(
-            &self.agent,
-            self.timeout,
-            "GET",
-            &format!("{}/pods", self.url),
-            self.token_file.as_deref(),
-            Vec::new(),
-        )?;
-        let suffix = format!("://{container_id}");
-        let runs_container = |pod: &&Value| {
-            [
-                "containerStatuses",
-                "initContainerStatuses",
-                "ephemeralContainerStatuses",
-            ]
-            .iter()
-            .filter_map(|key| pod["status"][key].as_array())
-            .flatten()
-            .any(|status| {
-                status["containerID"]
-                    .as_str()
-                    .is_some_and(|id| id.ends_with(&suffix))
-            })
-        };
-        Ok(pods["items"]
-            .as_array()
-            .and_then(|items| items.iter().find(runs_container))
-            .map(Value::to_string))
-    }
-}
-
-impl std::fmt::Debug for KubeletAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KubeletAccess")
-            .field("url", &self.url)
             .field("token_file", &self.token_file)
             .finish_non_exhaustive()
     }

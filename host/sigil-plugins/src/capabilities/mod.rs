@@ -11,6 +11,7 @@ mod files;
 mod http;
 mod imports;
 mod join_tokens;
+mod kubelet;
 mod kubernetes;
 mod x509;
 
@@ -19,7 +20,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use join_tokens::{JoinTokenRedeemer, RedeemError};
-pub use kubernetes::{KubeletAccess, KubernetesAccess};
+pub use kubelet::{KubeletAccess, KubeletTrust};
+pub use kubernetes::KubernetesAccess;
+
+pub(crate) use kubelet::PodMatch;
 
 pub(crate) use http::HttpClients;
 
