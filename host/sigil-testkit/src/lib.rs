@@ -1,7 +1,9 @@
 //! What the tests of several sigil crates share, in one place: the daemons as real processes
 //! ([`process`]), the server in process (module `server`, feature `server`), loopback ports without
-//! the bind-and-release race ([`ports`]), certificates made at test time ([`certs`]) and a
-//! PostgreSQL schema per test ([`postgres`]); [`conf`] writes the servers' configuration.
+//! the bind-and-release race ([`ports`]), certificates made at test time ([`certs`]), a
+//! PostgreSQL schema per test ([`postgres`]), an HTTP(S) server for stand-ins ([`https`]) and
+//! the Kubernetes stand-ins (module `kube`, feature `kube`); [`conf`] writes the servers'
+//! configuration.
 //!
 //! A dev-dependency only: nothing here is built into a daemon. Set-up steps panic with a
 //! message naming what failed, because a failed set-up must fail the test.
@@ -14,6 +16,9 @@
 
 pub mod certs;
 pub mod conf;
+pub mod https;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod ports;
 pub mod postgres;
 pub mod process;

@@ -30,6 +30,7 @@
 
 mod bindings;
 mod capabilities;
+pub mod config;
 pub mod log;
 
 pub use capabilities::{files, http, join_tokens, kubernetes, pods, x509};

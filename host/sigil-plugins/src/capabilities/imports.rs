@@ -4,7 +4,7 @@
 use wasmtime::component::Resource;
 
 use super::http::Request;
-use super::{CapabilityError, PodMatch, files, x509};
+use super::{CapabilityError, KubernetesAccess, PodMatch, files, x509};
 use crate::RedeemError;
 use crate::bindings::node_server::sigil::plugin::{
     granted_files, http_client, join_tokens, kubernetes, x509 as wit_x509,
@@ -141,38 +141,58 @@ impl http_client::Host for CallState {
 impl kubernetes::Host for CallState {
     fn review_token(
         &mut self,
+        cluster: String,
         token: String,
         audiences: Vec<String>,
     ) -> Answer<kubernetes::TokenReview> {
-        let Some(access) = self.grants.kubernetes.clone() else {
-            return Ok(Err(not_granted("kubernetes")));
+        let access = match self.cluster(&cluster) {
+            Ok(access) => access,
+            Err(error) => return Ok(Err(error)),
         };
         Ok(self
             .io(|_| access.review_token(&token, &audiences))
             .map(|review| kubernetes::TokenReview {
                 authenticated: review.authenticated,
+                error: review.error,
                 username: review.username,
                 uid: review.uid,
                 groups: review.groups,
                 audiences: review.audiences,
+                extra: review.extra,
             })
             .map_err(PluginError::from))
     }
 
-    fn pod(&mut self, namespace: String, name: String) -> Answer<String> {
-        let Some(access) = self.grants.kubernetes.clone() else {
-            return Ok(Err(not_granted("kubernetes")));
+    fn pod(&mut self, cluster: String, namespace: String, name: String) -> Answer<String> {
+        let access = match self.cluster(&cluster) {
+            Ok(access) => access,
+            Err(error) => return Ok(Err(error)),
         };
         Ok(self
             .io(|_| access.pod(&namespace, &name))
             .map_err(PluginError::from))
     }
 
-    fn node(&mut self, name: String) -> Answer<String> {
-        let Some(access) = self.grants.kubernetes.clone() else {
-            return Ok(Err(not_granted("kubernetes")));
+    fn node(&mut self, cluster: String, name: String) -> Answer<String> {
+        let access = match self.cluster(&cluster) {
+            Ok(access) => access,
+            Err(error) => return Ok(Err(error)),
         };
         Ok(self.io(|_| access.node(&name)).map_err(PluginError::from))
+    }
+}
+
+impl CallState {
+    /// The access granted for the Kubernetes cluster `name`.
+    fn cluster(&self, name: &str) -> Result<KubernetesAccess, PluginError> {
+        if self.grants.kubernetes.is_empty() {
+            return Err(not_granted("kubernetes"));
+        }
+        self.grants.kubernetes.get(name).cloned().ok_or_else(|| {
+            PluginError::NotFound(format!(
+                "no Kubernetes cluster named {name:?} is granted to this plugin"
+            ))
+        })
     }
 }
 

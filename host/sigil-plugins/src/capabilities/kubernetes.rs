@@ -1,15 +1,20 @@
-//! `kubernetes` (the cluster's API server, server side), over HTTPS with bearer tokens
-//! read from files at each call, so a rotated projected token is picked up. The kubelet
-//! (`pod-lookup`) is in `kubelet.rs`.
+//! `kubernetes` (the clusters' API servers, server side), over HTTPS with bearer tokens
+//! read from files at each call, so a rotated projected token is picked up, or with a
+//! kubeconfig's token or client certificate. The kubelet (`pod-lookup`) is in `kubelet.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
+use kube::config::{AuthInfo, Kubeconfig};
+use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use ureq::Agent;
+use ureq::tls::{Certificate, ClientCert, PrivateKey, TlsConfig, TlsProvider};
+use zeroize::Zeroizing;
 
 use super::CapabilityError;
-use super::http::{Request, agent, pem_roots, send};
+use super::http::{Request, agent, agent_with, aws_lc_provider, pem_roots, send};
 
 /// Where the in-cluster service account's files are.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -20,19 +25,39 @@ const MAX_RESPONSE: usize = 16 << 20;
 #[derive(Clone)]
 pub struct KubernetesAccess {
     api_server: String,
-    token_file: PathBuf,
+    token: Option<BearerToken>,
     agent: Agent,
     timeout: Duration,
+}
+
+/// Where a bearer token comes from.
+#[derive(Clone)]
+pub(crate) enum BearerToken {
+    /// A file read at every call (a projected token rotates).
+    File(PathBuf),
+    /// A token given inline (a kubeconfig's `token`).
+    Inline(std::sync::Arc<Zeroizing<String>>),
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BearerToken::File(path) => f.debug_tuple("File").field(path).finish(),
+            BearerToken::Inline(_) => f.write_str("Inline(..)"),
+        }
+    }
 }
 
 /// A TokenReview's status.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct TokenReview {
     pub(crate) authenticated: bool,
+    pub(crate) error: String,
     pub(crate) username: String,
     pub(crate) uid: String,
     pub(crate) groups: Vec<String>,
     pub(crate) audiences: Vec<String>,
+    pub(crate) extra: Vec<(String, Vec<String>)>,
 }
 
 impl KubernetesAccess {
@@ -49,8 +74,89 @@ impl KubernetesAccess {
         }
         Ok(KubernetesAccess {
             api_server: api_server.trim_end_matches('/').to_owned(),
-            token_file: token_file.into(),
+            token: Some(BearerToken::File(token_file.into())),
             agent: agent(pem_roots(ca_pem)?, timeout),
+            timeout,
+        })
+    }
+
+    /// The cluster of the current context of the kubeconfig at `path` (SPIRE's
+    /// `kube_config_file`): its server and CA, and its user's token, token file or client
+    /// certificate. Exec and auth-provider plugins are refused: they would run programs
+    /// from the server process.
+    pub fn from_kubeconfig(path: &Path, timeout: Duration) -> Result<Self, String> {
+        let shown = path.display();
+        let config = Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {shown}: {e}"))?;
+        let context_name = config
+            .current_context
+            .clone()
+            .ok_or_else(|| format!("kubeconfig {shown}: no current-context"))?;
+        let context = config
+            .contexts
+            .iter()
+            .find(|c| c.name == context_name)
+            .and_then(|c| c.context.clone())
+            .ok_or_else(|| format!("kubeconfig {shown}: no context {context_name:?}"))?;
+        let cluster = config
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)
+            .and_then(|c| c.cluster.clone())
+            .ok_or_else(|| format!("kubeconfig {shown}: no cluster {:?}", context.cluster))?;
+        let server = cluster.server.clone().ok_or_else(|| {
+            format!(
+                "kubeconfig {shown}: cluster {:?} has no server",
+                context.cluster
+            )
+        })?;
+        if !server.starts_with("https://") {
+            return Err(format!(
+                "kubeconfig {shown}: the server {server:?} is not an https URL"
+            ));
+        }
+        if cluster.insecure_skip_tls_verify == Some(true) {
+            return Err(format!(
+                "kubeconfig {shown}: insecure-skip-tls-verify is refused: give the cluster's \
+                 certificate-authority"
+            ));
+        }
+        let ca_pem = match (
+            &cluster.certificate_authority_data,
+            &cluster.certificate_authority,
+        ) {
+            (Some(data), _) => base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|e| format!("kubeconfig {shown}: certificate-authority-data: {e}"))?,
+            (None, Some(file)) => std::fs::read(file)
+                .map_err(|e| format!("kubeconfig {shown}: certificate-authority {file}: {e}"))?,
+            (None, None) => {
+                return Err(format!(
+                    "kubeconfig {shown}: cluster {:?} has no certificate-authority",
+                    context.cluster
+                ));
+            }
+        };
+        let user = match &context.user {
+            Some(name) => config
+                .auth_infos
+                .iter()
+                .find(|u| &u.name == name)
+                .and_then(|u| u.auth_info.clone())
+                .ok_or_else(|| format!("kubeconfig {shown}: no user {name:?}"))?,
+            None => AuthInfo::default(),
+        };
+        let (token, client_cert) =
+            credentials(&user).map_err(|e| format!("kubeconfig {shown}: {e}"))?;
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(pem_roots(&ca_pem)?)
+            .client_cert(client_cert)
+            .unversioned_rustls_crypto_provider(aws_lc_provider())
+            .build();
+        Ok(KubernetesAccess {
+            api_server: server.trim_end_matches('/').to_owned(),
+            token,
+            agent: agent_with(tls, timeout),
             timeout,
         })
     }
@@ -106,12 +212,23 @@ impl KubernetesAccess {
                 .unwrap_or_default()
         };
         let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+        let extra = status["user"]["extra"]
+            .as_object()
+            .map(|extra| {
+                extra
+                    .iter()
+                    .map(|(key, values)| (key.clone(), strings(values)))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(TokenReview {
             authenticated: status["authenticated"].as_bool().unwrap_or(false),
+            error: text(&status["error"]),
             username: text(&status["user"]["username"]),
             uid: text(&status["user"]["uid"]),
             groups: strings(&status["user"]["groups"]),
             audiences: strings(&status["audiences"]),
+            extra,
         })
     }
 
@@ -139,17 +256,82 @@ impl KubernetesAccess {
             self.timeout,
             method,
             url,
-            Some(&self.token_file),
+            self.token.as_ref(),
             body,
         )
     }
+}
+
+/// A kubeconfig user's bearer token and client certificate.
+fn credentials(user: &AuthInfo) -> Result<(Option<BearerToken>, Option<ClientCert>), String> {
+    if user.exec.is_some() || user.auth_provider.is_some() {
+        return Err(
+            "exec and auth-provider credentials are not supported: give the user a \
+                    token, tokenFile or client certificate"
+                .into(),
+        );
+    }
+    if user.username.is_some() || user.password.is_some() {
+        return Err("basic authentication is not supported".into());
+    }
+    let token = match (&user.token, &user.token_file) {
+        (Some(token), _) => Some(BearerToken::Inline(std::sync::Arc::new(Zeroizing::new(
+            token.expose_secret().trim().to_owned(),
+        )))),
+        (None, Some(file)) => Some(BearerToken::File(PathBuf::from(file))),
+        (None, None) => None,
+    };
+    let cert_pem = match (&user.client_certificate_data, &user.client_certificate) {
+        (Some(data), _) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .map_err(|e| format!("client-certificate-data: {e}"))?,
+        ),
+        (None, Some(file)) => {
+            Some(std::fs::read(file).map_err(|e| format!("client-certificate {file}: {e}"))?)
+        }
+        (None, None) => None,
+    };
+    let key_pem = match (&user.client_key_data, &user.client_key) {
+        (Some(data), _) => Some(Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(data.expose_secret().trim())
+                .map_err(|e| format!("client-key-data: {e}"))?,
+        )),
+        (None, Some(file)) => Some(Zeroizing::new(
+            std::fs::read(file).map_err(|e| format!("client-key {file}: {e}"))?,
+        )),
+        (None, None) => None,
+    };
+    let client_cert = match (cert_pem, key_pem) {
+        (Some(cert), Some(key)) => {
+            let chain = ureq::tls::parse_pem(&cert)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect::<Vec<Certificate<'static>>>();
+            if chain.is_empty() {
+                return Err("the client certificate holds no PEM certificate".into());
+            }
+            let key = PrivateKey::from_pem(&key)
+                .map_err(|e| format!("the client key is not a PEM private key: {e}"))?;
+            Some(ClientCert::new_with_certs(&chain, key))
+        }
+        (None, None) => None,
+        _ => return Err("a client certificate needs both a certificate and a key".into()),
+    };
+    if token.is_none() && client_cert.is_none() {
+        return Err("the user has no token, tokenFile or client certificate".into());
+    }
+    Ok((token, client_cert))
 }
 
 impl std::fmt::Debug for KubernetesAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubernetesAccess")
             .field("api_server", &self.api_server)
-            .field("token_file", &self.token_file)
+            .field("token", &self.token)
             .finish_non_exhaustive()
     }
 }
@@ -161,24 +343,33 @@ fn call_json(
     timeout: Duration,
     method: &str,
     url: &str,
-    token_file: Option<&Path>,
+    token: Option<&BearerToken>,
     body: Vec<u8>,
 ) -> Result<Value, CapabilityError> {
     let mut headers = vec![
         ("Accept".to_owned(), "application/json".to_owned()),
         ("Content-Type".to_owned(), "application/json".to_owned()),
     ];
-    if let Some(path) = token_file {
-        let token = std::fs::read_to_string(path).map_err(|e| {
-            CapabilityError::Unavailable(format!(
-                "cannot read the token file {}: {e}",
-                path.display()
-            ))
-        })?;
-        headers.push((
-            "Authorization".to_owned(),
-            format!("Bearer {}", token.trim()),
-        ));
+    match token {
+        Some(BearerToken::File(path)) => {
+            let token = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                CapabilityError::Unavailable(format!(
+                    "cannot read the token file {}: {e}",
+                    path.display()
+                ))
+            })?);
+            headers.push((
+                "Authorization".to_owned(),
+                format!("Bearer {}", token.trim()),
+            ));
+        }
+        Some(BearerToken::Inline(token)) => {
+            headers.push((
+                "Authorization".to_owned(),
+                format!("Bearer {}", token.as_str()),
+            ));
+        }
+        None => {}
     }
     let request = Request {
         method: method.to_owned(),

@@ -50,8 +50,9 @@ pub struct Grants {
     pub files: BTreeMap<String, PathBuf>,
     /// `http-client`: URL prefixes the plugin may request (`https://host/path/`).
     pub http_allow: Vec<String>,
-    /// `kubernetes`: the cluster's API server and the credentials to use.
-    pub kubernetes: Option<KubernetesAccess>,
+    /// `kubernetes`: each cluster's API server and the credentials to use, by the name
+    /// the plugin asks for (k8s_psat's cluster names).
+    pub kubernetes: BTreeMap<String, KubernetesAccess>,
     /// `pod-lookup`: the node's kubelet.
     pub kubelet: Option<KubeletAccess>,
     /// `join-tokens`: where tokens are redeemed (the server's datastore).
@@ -77,10 +78,10 @@ impl Grants {
         self
     }
 
-    /// Grant access to a cluster's Kubernetes API.
+    /// Grant access to the Kubernetes API of the cluster the plugin calls `cluster`.
     #[must_use]
-    pub fn with_kubernetes(mut self, access: KubernetesAccess) -> Self {
-        self.kubernetes = Some(access);
+    pub fn with_kubernetes(mut self, cluster: &str, access: KubernetesAccess) -> Self {
+        self.kubernetes.insert(cluster.to_owned(), access);
         self
     }
 
@@ -104,7 +105,7 @@ impl Grants {
         Some(match name {
             "sigil:plugin/granted-files" => self.files_from_data || !self.files.is_empty(),
             "sigil:plugin/http-client" => !self.http_allow.is_empty(),
-            "sigil:plugin/kubernetes" => self.kubernetes.is_some(),
+            "sigil:plugin/kubernetes" => !self.kubernetes.is_empty(),
             "sigil:plugin/pod-lookup" => self.kubelet.is_some(),
             "sigil:plugin/join-tokens" => self.join_tokens.is_some(),
             // Pure computation over the arguments: nothing to grant.
@@ -118,7 +119,7 @@ impl Grants {
         match interface {
             "sigil:plugin/granted-files" => "grant files by name (granted_files)",
             "sigil:plugin/http-client" => "allow URL prefixes (http_allow)",
-            "sigil:plugin/kubernetes" => "configure the cluster's API server access",
+            "sigil:plugin/kubernetes" => "configure the clusters' API server access",
             "sigil:plugin/pod-lookup" => "configure the kubelet access",
             "sigil:plugin/join-tokens" => "only the server's join_token attestor redeems tokens",
             _ => "this interface is not a capability of the world",

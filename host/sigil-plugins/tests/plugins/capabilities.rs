@@ -2,140 +2,18 @@
 //! Kubernetes API over TLS, the kubelet's pod list, granted files; and the rule that host
 //! I/O does not count against the CPU budget.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sigil_plugins::{Grants, KubeletAccess, KubernetesAccess, ProcRoots, ProcessFacts};
+use sigil_testkit::https::{Request, Response, TestServer, TestTls};
+use sigil_testkit::kube::{self, ApiServer, ServiceAccountToken};
 
 use super::*;
 
 const CAPABILITIES: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/capability_node_server.wasm"));
 const POD_ATTESTOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pod_attestor.wasm"));
-
-/// One request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    authorization: String,
-    body: String,
-}
-
-type Route = dyn Fn(&Seen) -> (u16, String) + Send + Sync;
-
-/// A small HTTP/1.1 server on loopback, plain or TLS, answering every request through
-/// `route` and remembering what it was asked.
-struct TestServer {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl TestServer {
-    fn start(tls: Option<Arc<rustls::ServerConfig>>, route: Arc<Route>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (tls, route, log) = (tls.clone(), route.clone(), log.clone());
-                std::thread::spawn(move || match tls {
-                    Some(config) => {
-                        let Ok(connection) = rustls::ServerConnection::new(config) else {
-                            return;
-                        };
-                        answer(rustls::StreamOwned::new(connection, stream), &*route, &log);
-                    }
-                    None => answer(stream, &*route, &log),
-                });
-            }
-        });
-        TestServer { port, seen }
-    }
-
-    fn url(&self, scheme: &str, path: &str) -> String {
-        format!("{scheme}://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("lock").clone()
-    }
-}
-
-fn answer<S: Read + Write>(stream: S, route: &Route, log: &Mutex<Vec<Seen>>) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (
-        parts.next().unwrap_or_default().to_owned(),
-        parts.next().unwrap_or_default().to_owned(),
-    );
-    let (mut length, mut authorization) = (0usize, String::new());
-    loop {
-        let mut header = String::new();
-        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':').unwrap_or_default();
-        match name.trim().to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().unwrap_or(0),
-            "authorization" => authorization = value.trim().to_owned(),
-            _ => {}
-        }
-    }
-    let mut body = vec![0; length];
-    if reader.read_exact(&mut body).is_err() {
-        return;
-    }
-    let seen = Seen {
-        method,
-        path,
-        authorization,
-        body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    log.lock().expect("lock").push(seen.clone());
-    let (status, text) = route(&seen);
-    let mut stream = reader.into_inner();
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = stream.flush();
-}
-
-/// A CA and a TLS server configuration for 127.0.0.1 signed by it; the CA as PEM.
-fn tls_server() -> (Arc<rustls::ServerConfig>, String) {
-    let ca_key = rcgen::KeyPair::generate().expect("key");
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("ca");
-    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-    let key = rcgen::KeyPair::generate().expect("key");
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .expect("params")
-        .signed_by(&key, &issuer)
-        .expect("cert");
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .expect("server config");
-    (Arc::new(config), ca.pem())
-}
 
 fn capabilities(host: &PluginHost, grants: Grants, limits: Limits) -> NodeAttestorServer {
     let spec = PluginSpec::bytes("caps", CAPABILITIES, "")
@@ -158,7 +36,7 @@ fn run(plugin: &NodeAttestorServer, command: &str) -> Result<Vec<String>, Plugin
 fn unused_kubernetes() -> KubernetesAccess {
     KubernetesAccess::new(
         "https://127.0.0.1:1",
-        tls_server().1.as_bytes(),
+        TestTls::new().ca_pem.as_bytes(),
         "/nonexistent/token",
         Duration::from_secs(1),
     )
@@ -166,41 +44,38 @@ fn unused_kubernetes() -> KubernetesAccess {
 }
 
 fn plain_server() -> TestServer {
-    TestServer::start(
-        None,
-        Arc::new(|seen: &Seen| match seen.path.as_str() {
-            "/allowed/slow" => {
-                std::thread::sleep(Duration::from_millis(400));
-                (200, "slow".into())
-            }
-            "/allowed/hello" => (200, "hello".into()),
-            _ => (404, "nope".into()),
-        }),
-    )
+    TestServer::plain(Arc::new(|request: &Request| match request.path() {
+        "/allowed/slow" => {
+            std::thread::sleep(Duration::from_millis(400));
+            Response::json(200, "slow")
+        }
+        "/allowed/hello" => Response::json(200, "hello"),
+        _ => Response::json(404, "nope"),
+    }))
 }
 
 #[test]
 fn http_requests_reach_only_allowed_prefixes() {
     let server = plain_server();
     let grants = Grants::default()
-        .with_http_allow(&server.url("http", "/allowed/"))
+        .with_http_allow(&server.url("/allowed/"))
         .with_file("f", "/dev/null")
-        .with_kubernetes(unused_kubernetes());
+        .with_kubernetes("prod", unused_kubernetes());
     let plugin = capabilities(&host(), grants, Limits::default());
     let selectors = run(
         &plugin,
-        &format!("fetch GET {}", server.url("http", "/allowed/hello")),
+        &format!("fetch GET {}", server.url("/allowed/hello")),
     )
     .expect("allowed");
     assert_eq!(selectors, ["caps:status:200", "caps:body:hello"]);
-    assert_eq!(server.seen().len(), 1);
+    assert_eq!(server.requests().len(), 1);
 
     for url in [
-        server.url("http", "/other"),
-        server.url("http", "/allowed/../other"),
-        server.url("http", "/allowed/%2e%2e/other"),
-        format!("http://user@127.0.0.1:{}/allowed/hello", server.port),
-        server.url("https", "/allowed/hello"),
+        server.url("/other"),
+        server.url("/allowed/../other"),
+        server.url("/allowed/%2e%2e/other"),
+        format!("http://user@127.0.0.1:{}/allowed/hello", server.port()),
+        server.url("/allowed/hello").replace("http:", "https:"),
     ] {
         let error = run(&plugin, &format!("fetch GET {url}")).expect_err("denied");
         assert!(
@@ -210,12 +85,12 @@ fn http_requests_reach_only_allowed_prefixes() {
     }
     let error = run(
         &plugin,
-        &format!("fetch PATCH {}", server.url("http", "/allowed/hello")),
+        &format!("fetch PATCH {}", server.url("/allowed/hello")),
     )
     .expect_err("method");
     assert!(error.to_string().contains("PATCH"), "{error}");
     assert_eq!(
-        server.seen().len(),
+        server.requests().len(),
         1,
         "no denied request reached the server"
     );
@@ -226,10 +101,10 @@ fn host_io_does_not_count_against_the_cpu_budget_but_has_its_own_timeout() {
     let server = plain_server();
     let host = host();
     let grants = Grants::default()
-        .with_http_allow(&server.url("http", "/allowed/"))
+        .with_http_allow(&server.url("/allowed/"))
         .with_file("f", "/dev/null")
-        .with_kubernetes(unused_kubernetes());
-    let slow = format!("fetch GET {}", server.url("http", "/allowed/slow"));
+        .with_kubernetes("prod", unused_kubernetes());
+    let slow = format!("fetch GET {}", server.url("/allowed/slow"));
     // 400 ms of waiting on the network inside a 100 ms CPU budget.
     let plugin = capabilities(&host, grants.clone(), Limits::default());
     assert_eq!(run(&plugin, &slow).expect("waited")[0], "caps:status:200");
@@ -263,33 +138,27 @@ fn capabilities_not_granted_refuse_the_load_naming_the_import() {
     assert!(error.to_string().contains("kubernetes"), "{error}");
 }
 
-fn kubernetes_server() -> (TestServer, String) {
-    let (tls, ca_pem) = tls_server();
-    let server = TestServer::start(
-        Some(tls),
-        Arc::new(
-            |seen: &Seen| match (seen.method.as_str(), seen.path.as_str()) {
-                ("POST", "/apis/authentication.k8s.io/v1/tokenreviews") => {
-                    let good = seen.body.contains("\"token\":\"good\"");
-                    (
-                        201,
-                        format!(
-                            r#"{{"kind":"TokenReview","status":{{"authenticated":{good},"user":{{"username":"system:serviceaccount:prod:web","uid":"u1","groups":["g"]}},"audiences":["sigil"]}}}}"#
-                        ),
-                    )
-                }
-                ("GET", "/api/v1/namespaces/prod/pods/web-0") => {
-                    (200, r#"{"kind":"Pod","metadata":{"name":"web-0"}}"#.into())
-                }
-                ("GET", "/api/v1/nodes/node-1") => (
-                    200,
-                    r#"{"kind":"Node","metadata":{"name":"node-1"}}"#.into(),
-                ),
-                _ => (404, r#"{"kind":"Status","code":404}"#.into()),
-            },
-        ),
-    );
-    (server, ca_pem)
+/// The API server stand-in with a pod `prod/web-0` on `node-1`, and a projected token
+/// for it with the audience `sigil`.
+fn kubernetes_server() -> (ApiServer, String) {
+    let server = ApiServer::start();
+    server.put_pod(kube::pod(
+        "prod",
+        "web-0",
+        "pod-uid-1",
+        "node-1",
+        "10.0.0.1",
+        &[],
+    ));
+    server.put_node(kube::node("node-1", "node-uid-1", &[]));
+    let token = server.issue_token(ServiceAccountToken {
+        namespace: "prod".into(),
+        service_account: "web".into(),
+        pod_name: "web-0".into(),
+        pod_uid: "pod-uid-1".into(),
+        audiences: vec!["sigil".into()],
+    });
+    (server, token)
 }
 
 fn write_token(dir: &Path, token: &str) -> std::path::PathBuf {
@@ -300,75 +169,133 @@ fn write_token(dir: &Path, token: &str) -> std::path::PathBuf {
 
 #[test]
 fn kubernetes_token_reviews_and_lookups_use_the_servers_credentials() {
-    let (server, ca_pem) = kubernetes_server();
+    let (server, token) = kubernetes_server();
     let dir = tempfile::tempdir().expect("tempdir");
     let access = KubernetesAccess::new(
-        &server.url("https", ""),
-        ca_pem.as_bytes(),
-        write_token(dir.path(), "server-token"),
+        &server.url(),
+        server.ca_pem().as_bytes(),
+        write_token(dir.path(), server.client_token()),
         Duration::from_secs(5),
     )
     .expect("access");
     let plugin = capabilities(
         &host(),
         Grants::default()
-            .with_kubernetes(access)
+            .with_kubernetes("prod", access)
             .with_http_allow("http://127.0.0.1:1/")
             .with_file("f", "/dev/null"),
         Limits::default(),
     );
-    let selectors = run(&plugin, "review good").expect("review");
+    let selectors = run(&plugin, &format!("review prod {token}")).expect("review");
     assert_eq!(
         selectors,
         [
             "caps:authenticated:true",
             "caps:user:system:serviceaccount:prod:web",
-            "caps:audiences:sigil"
+            "caps:audiences:sigil",
+            "caps:extra:authentication.kubernetes.io/pod-name:web-0",
+            "caps:extra:authentication.kubernetes.io/pod-uid:pod-uid-1",
         ]
     );
-    assert_eq!(
-        run(&plugin, "review bad").expect("review")[0],
-        "caps:authenticated:false"
-    );
-    let review = &server.seen()[0];
-    assert_eq!(review.authorization, "Bearer server-token");
+    let refused = run(&plugin, "review prod forged").expect("review");
+    assert_eq!(refused[0], "caps:authenticated:false");
     assert!(
-        review.body.contains("\"audiences\":[\"sigil\"]"),
-        "{}",
-        review.body
+        refused.iter().any(|s| s.contains("invalid bearer token")),
+        "the API server's reason reaches the plugin: {refused:?}"
     );
+    let review = &server.requests()[0];
+    assert_eq!(review.bearer(), Some(server.client_token()));
+    let body = String::from_utf8_lossy(&review.body);
+    assert!(body.contains("\"audiences\":[\"sigil\"]"), "{body}");
 
-    assert!(run(&plugin, "pod prod web-0").expect("pod")[0].contains("\"name\":\"web-0\""));
-    assert!(run(&plugin, "node node-1").expect("node")[0].contains("node-1"));
-    let error = run(&plugin, "pod prod missing").expect_err("404");
+    assert!(run(&plugin, "pod prod prod web-0").expect("pod")[0].contains("\"uid\":\"pod-uid-1\""));
+    assert!(run(&plugin, "node prod node-1").expect("node")[0].contains("node-uid-1"));
+    let error = run(&plugin, "pod prod prod missing").expect_err("404");
     assert!(error.to_string().contains("not-found"), "{error}");
-    let error = run(&plugin, "pod prod ../../secrets").expect_err("path");
+    let error = run(&plugin, "pod prod prod ../../secrets").expect_err("path");
     assert!(error.to_string().contains("invalid-argument"), "{error}");
+    let error = run(&plugin, "node staging node-1").expect_err("no such cluster");
+    assert!(
+        error
+            .to_string()
+            .contains("no Kubernetes cluster named \"staging\""),
+        "{error}"
+    );
+}
+
+#[test]
+fn kubernetes_access_from_a_kubeconfig_reaches_the_cluster() {
+    let (server, token) = kubernetes_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = server.write_kubeconfig(dir.path());
+    let access =
+        KubernetesAccess::from_kubeconfig(&kubeconfig, Duration::from_secs(5)).expect("kubeconfig");
+    let plugin = capabilities(
+        &host(),
+        Grants::default()
+            .with_kubernetes("prod", access)
+            .with_http_allow("http://127.0.0.1:1/")
+            .with_file("f", "/dev/null"),
+        Limits::default(),
+    );
+    let selectors = run(&plugin, &format!("review prod {token}")).expect("review");
+    assert_eq!(selectors[0], "caps:authenticated:true");
+    assert_eq!(server.requests()[0].bearer(), Some(server.client_token()));
+
+    // What cannot be used is refused when the configuration is read, naming the problem.
+    let text = std::fs::read_to_string(&kubeconfig).expect("read");
+    for (edit, expected) in [
+        (
+            text.replace("current-context: standin", ""),
+            "no current-context",
+        ),
+        (
+            text.replace("    token: ", "    exec:\n      command: gcloud\n    x: "),
+            "exec and auth-provider credentials are not supported",
+        ),
+        (text.replace("https://", "http://"), "is not an https URL"),
+        (
+            text.replace(
+                "certificate-authority-data",
+                "insecure-skip-tls-verify: true\n    x",
+            ),
+            "insecure-skip-tls-verify is refused",
+        ),
+    ] {
+        let path = dir.path().join("edited");
+        std::fs::write(&path, edit).expect("write");
+        let error =
+            KubernetesAccess::from_kubeconfig(&path, Duration::from_secs(5)).expect_err("refused");
+        assert!(error.contains(expected), "{expected}: {error}");
+    }
 }
 
 #[test]
 fn kubernetes_access_refuses_an_untrusted_api_server() {
-    let (server, _) = kubernetes_server();
-    let (_, other_ca) = tls_server();
+    let (server, token) = kubernetes_server();
+    let other_ca = TestTls::new().ca_pem;
     let dir = tempfile::tempdir().expect("tempdir");
     let access = KubernetesAccess::new(
-        &server.url("https", ""),
+        &server.url(),
         other_ca.as_bytes(),
-        write_token(dir.path(), "server-token"),
+        write_token(dir.path(), server.client_token()),
         Duration::from_secs(5),
     )
     .expect("access");
     let plugin = capabilities(
         &host(),
         Grants::default()
-            .with_kubernetes(access)
+            .with_kubernetes("prod", access)
             .with_http_allow("http://127.0.0.1:1/")
             .with_file("f", "/dev/null"),
         Limits::default(),
     );
-    let error = run(&plugin, "review good").expect_err("TLS fails");
+    let error = run(&plugin, &format!("review prod {token}")).expect_err("TLS fails");
     assert!(error.to_string().contains("unavailable"), "{error}");
-    assert!(server.seen().is_empty(), "no request was sent in the clear");
+    assert!(
+        server.requests().is_empty(),
+        "no request was sent in the clear"
+    );
 }
 
 #[test]
@@ -382,9 +309,10 @@ fn granted_files_are_read_by_name_only() {
             .with_file("bundle", &path)
             .with_http_allow("http://127.0.0.1:1/")
             .with_kubernetes(
+                "prod",
                 KubernetesAccess::new(
                     "https://127.0.0.1:1",
-                    tls_server().1.as_bytes(),
+                    TestTls::new().ca_pem.as_bytes(),
                     "/none",
                     Duration::from_secs(1),
                 )
@@ -434,22 +362,25 @@ fn pod_lookup_finds_the_pod_running_the_callers_container() {
         r#"{{"items":[{{"metadata":{{"name":"other"}},"status":{{"containerStatuses":[{{"containerID":"containerd://{}"}}]}}}},{{"metadata":{{"name":"web-0"}},"status":{{"containerStatuses":[{{"containerID":"containerd://{running}"}}]}}}}]}}"#,
         "c".repeat(64)
     );
-    let (tls, ca_pem) = tls_server();
-    let kubelet = TestServer::start(
-        Some(tls),
-        Arc::new(move |seen: &Seen| match seen.path.as_str() {
-            "/pods" => (200, pods.clone()),
-            _ => (404, String::new()),
+    let tls = TestTls::new();
+    let ca_pem = tls.ca_pem.clone();
+    let kubelet = TestServer::tls(
+        &tls,
+        Arc::new(move |request: &Request| match request.path() {
+            "/pods" => Response::json(200, pods.clone()),
+            _ => Response::json(404, ""),
         }),
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let access = KubeletAccess::new(
-        &kubelet.url("https", ""),
+        &kubelet.url(""),
         ca_pem.as_bytes(),
         Some(write_token(dir.path(), "node-token")),
         Duration::from_secs(5),
     )
-    .expect("access");
+    .expect("access")
+    // The container "d" below runs in no pod: two quick polls, not SPIRE's 60 × 500 ms.
+    .with_polling(2, Duration::from_millis(20));
     let host = host();
     let plugin = host
         .load_workload_attestor(
@@ -461,12 +392,19 @@ fn pod_lookup_finds_the_pod_running_the_callers_container() {
     let selectors = plugin
         .attest_process(fake_process(dir.path(), &running))
         .expect("attested");
-    let text = selectors[0].to_string();
-    assert!(
-        text.starts_with("k8s:pod:") && text.contains("web-0") && !text.contains("other"),
-        "{text}"
-    );
-    assert_eq!(kubelet.seen()[0].authorization, "Bearer node-token");
+    let pod = selectors
+        .iter()
+        .map(ToString::to_string)
+        .find(|s| s.starts_with("k8s:pod:"))
+        .expect("a pod");
+    assert!(pod.contains("web-0") && !pod.contains("other"), "{pod}");
+    let container = selectors
+        .iter()
+        .map(ToString::to_string)
+        .find(|s| s.starts_with("k8s:container:"))
+        .expect("the matched container status");
+    assert!(container.contains(&running), "{container}");
+    assert_eq!(kubelet.requests()[0].bearer(), Some("node-token"));
 
     let elsewhere = tempfile::tempdir().expect("tempdir");
     let selectors = plugin
