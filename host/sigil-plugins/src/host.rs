@@ -123,7 +123,7 @@ impl PluginHost {
     }
 
     /// Load a workload attestor for `trust_domain`, and configure it once to check its
-    /// `plugin_data`. Built in: `unix`.
+    /// `plugin_data`. Built in: `unix`, `k8s` (grant it the kubelet: `pod-lookup`).
     pub fn load_workload_attestor(
         &self,
         trust_domain: &TrustDomain,

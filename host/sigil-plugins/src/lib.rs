@@ -2,7 +2,7 @@
 //!
 //! Node attestors (server and agent side), workload attestors, SPIFFE-ID renderers and
 //! bundle publishers are WebAssembly components of the `sigil:plugin@1.0.0` WIT package
-//! (`sdk/wit/`). [`PluginHost`] loads them, built-in (embedded in the binary: `unix`,
+//! (`sdk/wit/`). [`PluginHost`] loads them, built-in (embedded in the binary: `unix`, `k8s`,
 //! `k8s_template`, `disk`) or from a file with a `plugin_checksum`, and every call runs in
 //! a fresh sandbox:
 //!

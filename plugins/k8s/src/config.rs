@@ -14,40 +14,21 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parse HCL attribute lines (the form the host hands to `configure`).
+    /// Parse the HCL attribute text the host hands to `configure`.
     pub fn parse(text: &str) -> Result<Config, String> {
-        let mut config = Config::default();
-        // Depth of nested blocks: only top-level attributes are the plugin's.
-        let mut depth = 0usize;
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') || line.starts_with("//") {
-                continue;
+        let data = sigil_pdk::config::parse(text)?;
+        let disable_container_selectors = match data.get("disable_container_selectors") {
+            None | Some(serde_json::Value::Null) => false,
+            Some(serde_json::Value::Bool(value)) => *value,
+            Some(other) => {
+                return Err(format!(
+                    "plugin_data: disable_container_selectors must be true or false, not {other}"
+                ));
             }
-            let at_top = depth == 0;
-            depth = depth
-                .saturating_add(line.matches('{').count())
-                .saturating_sub(line.matches('}').count());
-            if !at_top {
-                continue;
-            }
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            if key.trim() == "disable_container_selectors" {
-                config.disable_container_selectors = match value.trim() {
-                    "true" => true,
-                    "false" => false,
-                    other => {
-                        return Err(format!(
-                            "plugin_data line {}: disable_container_selectors must be true or false, not {other:?}",
-                            number + 1
-                        ));
-                    }
-                };
-            }
-        }
-        Ok(config)
+        };
+        Ok(Config {
+            disable_container_selectors,
+        })
     }
 }
 
@@ -83,6 +64,7 @@ mod tests {
     fn a_bad_value_names_the_key() {
         let error = Config::parse("disable_container_selectors = 1").expect_err("not a bool");
         assert!(error.contains("disable_container_selectors"), "{error}");
+        let error = Config::parse("disable_container_selectors = ").expect_err("no value");
         assert!(error.contains("line 1"), "{error}");
     }
 }

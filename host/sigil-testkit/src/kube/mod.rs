@@ -1,13 +1,16 @@
 //! Stand-ins for a Kubernetes cluster, which cannot run on the test machines: an API server
 //! ([`ApiServer`]) that speaks the real REST paths and JSON (k8s-openapi types) over HTTPS
-//! with bearer tokens, for the real clients (sigil's plugins, kube-rs) to talk to.
+//! with bearer tokens, for the real clients (sigil's plugins, kube-rs) to talk to, and a
+//! node's kubelet ([`Kubelet`]: its `/pods` list).
 //!
 //! These are test code. They implement what sigil calls, with the API server's observable
 //! behaviour (status codes, `Status` bodies, TokenReview semantics), not a cluster.
 
 mod api;
+mod kubelet;
 
 pub use api::{ApiServer, ServiceAccountToken};
+pub use kubelet::{Kubelet, container_status, owner, with_statuses};
 
 use std::collections::BTreeMap;
 
