@@ -196,7 +196,7 @@ impl KubeletAccess {
                 Err(error @ CapabilityError::Denied(_)) => return Err(error),
                 Err(error) if attempt == inner.attempts => return Err(error),
                 Err(error) => {
-                    tracing::debug!(attempt, %error, "cannot read the kubelet's pods; will retry");
+                    tracing::debug!(attempt, ?error, "cannot read the kubelet's pods; will retry");
                 }
             }
         }
