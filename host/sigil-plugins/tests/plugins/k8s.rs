@@ -268,8 +268,10 @@ fn a_container_no_pod_runs_gets_no_selectors_and_no_error() {
     assert_eq!(plugin.attest_process(host_process).expect("no error"), vec![]);
     assert_eq!(kubelet.pod_list_requests(), before);
 
-    // Removing the pod ends its attestation.
+    // Removing the pod ends its attestation, once the last list (reused for one poll
+    // interval) has aged out.
     kubelet.remove_pod(POD_UID);
+    thread::sleep(Duration::from_millis(50));
     let gone = fake_process(dir.path(), 4245, &pod_cgroup(POD_UID, CID));
     assert_eq!(plugin.attest_process(gone).expect("no error"), vec![]);
 }
