@@ -10,7 +10,7 @@ use sigil_plugins::{KubeletAccess, KubeletTrust};
 
 /// Where the service account's files are in a pod.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-const DEFAULT_SECURE_PORT: i64 = 10250;
+const DEFAULT_SECURE_PORT: u16 = 10250;
 const DEFAULT_NODE_NAME_ENV: &str = "MY_NODE_NAME";
 const DEFAULT_MAX_POLL_ATTEMPTS: u32 = 60;
 const DEFAULT_POLL_RETRY_INTERVAL: Duration = Duration::from_millis(500);
@@ -120,13 +120,15 @@ pub(crate) fn kubelet_settings(
         );
     }
     let max_poll_attempts = match integer(data, "max_poll_attempts")? {
-        Some(n) if n > 0 => u32::try_from(n)
-            .map_err(|_| format!("max_poll_attempts: {n} is too large"))?,
+        Some(n) if n > 0 => {
+            u32::try_from(n).map_err(|_| format!("max_poll_attempts: {n} is too large"))?
+        }
         _ => DEFAULT_MAX_POLL_ATTEMPTS,
     };
     let poll_retry_interval = match text(data, "poll_retry_interval")? {
-        Some(value) => parse_go_duration(&value)
-            .map_err(|e| format!("poll_retry_interval: {e}"))?,
+        Some(value) => {
+            parse_go_duration(&value).map_err(|e| format!("poll_retry_interval: {e}"))?
+        }
         None => Duration::ZERO,
     };
     let poll_retry_interval = if poll_retry_interval.is_zero() {
@@ -226,7 +228,10 @@ pub(crate) fn kubelet_access(settings: &KubeletSettings) -> Result<KubeletAccess
         _ => None,
     };
     let client = match &settings.client {
-        Some((cert, key)) => Some((read("certificate_path", cert)?, read("private_key_path", key)?)),
+        Some((cert, key)) => Some((
+            read("certificate_path", cert)?,
+            read("private_key_path", key)?,
+        )),
         None => None,
     };
     let trust = match &ca {

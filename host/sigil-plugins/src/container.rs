@@ -28,9 +28,7 @@ pub struct Placement {
 /// The placement from the lines of a cgroup file (`hierarchy-id:controllers:path`), else
 /// from the cgroup mounts of a mountinfo file.
 pub(crate) fn locate(cgroup: &str, mountinfo: Option<&str>) -> Result<Placement, String> {
-    let paths = cgroup
-        .lines()
-        .filter_map(|line| line.splitn(3, ':').nth(2));
+    let paths = cgroup.lines().filter_map(|line| line.splitn(3, ':').nth(2));
     let found = combine(paths)?;
     if found.container_id.is_some() {
         return Ok(found);

@@ -43,10 +43,10 @@ mod spec;
 mod state;
 mod workload;
 
-pub use container::Placement;
 pub use capabilities::{
     Grants, JoinTokenRedeemer, KubeletAccess, KubeletTrust, KubernetesAccess, RedeemError,
 };
+pub use container::Placement;
 pub use error::{PluginError, Saturation};
 pub use host::PluginHost;
 pub use limits::{EPOCH_TICK, HostConfig, Limits};

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use crate::container::in_path;
 use crate::grants::{ID_RENDERER, WORKLOAD_ATTESTOR, is_granted};
 use crate::limits::Limits;
-use crate::container::in_path;
 use crate::process::{DeadlinePassed, ProcRoots, ProcessFacts, name_for};
 use crate::state::{parse_run_delay, truncate};
 

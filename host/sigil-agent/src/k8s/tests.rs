@@ -37,7 +37,9 @@ fn the_node_name_comes_from_the_setting_else_the_environment() {
     let env = [("MY_NODE_NAME", "node-a"), ("OTHER", "node-b")];
     assert_eq!(settings("", &env).expect("env").url, "https://node-a:10250");
     assert_eq!(
-        settings("node_name_env = \"OTHER\"", &env).expect("other env").url,
+        settings("node_name_env = \"OTHER\"", &env)
+            .expect("other env")
+            .url,
         "https://node-b:10250"
     );
     assert_eq!(
@@ -57,8 +59,8 @@ fn the_node_name_comes_from_the_setting_else_the_environment() {
 
 #[test]
 fn the_read_only_port_is_plain_http_on_localhost() {
-    let s = settings("kubelet_read_only_port = 10255", &[("MY_NODE_NAME", "n")])
-        .expect("read-only");
+    let s =
+        settings("kubelet_read_only_port = 10255", &[("MY_NODE_NAME", "n")]).expect("read-only");
     assert_eq!(s.url, "http://127.0.0.1:10255");
     assert_eq!(s.token_path, None);
     let error = settings(
@@ -97,8 +99,8 @@ fn verification_and_authentication_choices() {
 
 #[test]
 fn polling_settings_and_go_defaults_for_zero() {
-    let s = settings("max_poll_attempts = 3\npoll_retry_interval = \"1.5s\"", &[])
-        .expect("polling");
+    let s =
+        settings("max_poll_attempts = 3\npoll_retry_interval = \"1.5s\"", &[]).expect("polling");
     assert_eq!(
         (s.max_poll_attempts, s.poll_retry_interval),
         (3, Duration::from_millis(1500))
@@ -116,8 +118,14 @@ fn bad_values_are_refused_naming_the_key() {
         ("poll_retry_interval = \"soon\"", "poll_retry_interval:"),
         ("max_poll_attempts = \"3\"", "max_poll_attempts:"),
         ("kubelet_secure_port = 70000", "kubelet_secure_port:"),
-        ("skip_kubelet_verification = \"yes\"", "skip_kubelet_verification:"),
-        ("disable_container_selectors = 1", "disable_container_selectors:"),
+        (
+            "skip_kubelet_verification = \"yes\"",
+            "skip_kubelet_verification:",
+        ),
+        (
+            "disable_container_selectors = 1",
+            "disable_container_selectors:",
+        ),
         ("token_path = 5", "token_path:"),
         ("reload_interval = \"often\"", "reload_interval:"),
         ("kubelet_port = 10250", "kubelet_port:"),

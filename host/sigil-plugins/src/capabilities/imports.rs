@@ -219,10 +219,15 @@ impl pod_lookup::Host for CallState {
         Ok(self
             .io(|_| access.pod_of(pod_uid.as_deref(), &container_id, container_required))
             .map(|found| {
-                found.map(|PodMatch { pod, container_status }| pod_lookup::PodMatch {
-                    pod,
-                    container_status,
-                })
+                found.map(
+                    |PodMatch {
+                         pod,
+                         container_status,
+                     }| pod_lookup::PodMatch {
+                        pod,
+                        container_status,
+                    },
+                )
             })
             .map_err(PluginError::from))
     }

@@ -196,7 +196,11 @@ impl KubeletAccess {
                 Err(error @ CapabilityError::Denied(_)) => return Err(error),
                 Err(error) if attempt == inner.attempts => return Err(error),
                 Err(error) => {
-                    tracing::debug!(attempt, ?error, "cannot read the kubelet's pods; will retry");
+                    tracing::debug!(
+                        attempt,
+                        ?error,
+                        "cannot read the kubelet's pods; will retry"
+                    );
                 }
             }
         }
@@ -463,8 +467,8 @@ fn client_cert(cert_pem: &[u8], key_pem: &[u8]) -> Result<ClientCert, String> {
     if chain.is_empty() {
         return Err("the client certificate file holds no certificate".into());
     }
-    let key = PrivateKey::from_pem(key_pem)
-        .map_err(|e| format!("the client private key file: {e}"))?;
+    let key =
+        PrivateKey::from_pem(key_pem).map_err(|e| format!("the client private key file: {e}"))?;
     Ok(ClientCert::new_with_certs(&chain, key))
 }
 

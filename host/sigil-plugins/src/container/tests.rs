@@ -61,9 +61,8 @@ fn containerd_systemd_driver_v1_and_v2() {
     );
     assert_eq!(locate(&v1(&path), None), found(CID, Some(POD)));
     assert_eq!(locate(&v2(&path), None), found(CID, Some(POD)));
-    let guaranteed = format!(
-        "/kubepods.slice/kubepods-pod{POD_UNDERSCORE}.slice/cri-containerd-{CID}.scope"
-    );
+    let guaranteed =
+        format!("/kubepods.slice/kubepods-pod{POD_UNDERSCORE}.slice/cri-containerd-{CID}.scope");
     assert_eq!(locate(&v2(&guaranteed), None), found(CID, Some(POD)));
 }
 
@@ -91,7 +90,10 @@ fn cri_o_systemd_driver_and_its_monitor() {
 #[test]
 fn docker_forms() {
     // Docker's cgroupfs driver (v1) and systemd driver (v2), outside Kubernetes.
-    assert_eq!(locate(&v1(&format!("/docker/{CID}")), None), found(CID, None));
+    assert_eq!(
+        locate(&v1(&format!("/docker/{CID}")), None),
+        found(CID, None)
+    );
     assert_eq!(
         locate(&v2(&format!("/system.slice/docker-{CID}.scope")), None),
         found(CID, None)
@@ -124,7 +126,9 @@ fn lines_that_name_no_container() {
         v2("/system.slice/containerd.service"),
         v1("/user.slice/user-1000.slice"),
         // A pod slice without a container (the pause process's parent, a pod UID alone).
-        v2(&format!("/kubepods.slice/kubepods-pod{POD_UNDERSCORE}.slice")),
+        v2(&format!(
+            "/kubepods.slice/kubepods-pod{POD_UNDERSCORE}.slice"
+        )),
         // 63 and 65 hex digits, and 64 glued to a word character, are not container IDs.
         v2(&format!("/docker/{}", &CID[..63])),
         v2(&format!("/docker/{CID}a")),
@@ -154,8 +158,8 @@ fn conflicts_between_lines_are_errors() {
         .expect_err("two containers");
     assert!(error.contains("multiple container IDs"), "{error}");
     let other_pod = format!("/kubepods/besteffort/pod2c48913c-b29f-11e7-9350-020968147796/{CID}");
-    let error = locate(&format!("4:pids:{one}\n3:memory:{other_pod}\n"), None)
-        .expect_err("two pods");
+    let error =
+        locate(&format!("4:pids:{one}\n3:memory:{other_pod}\n"), None).expect_err("two pods");
     assert!(error.contains("multiple pod UIDs"), "{error}");
 }
 
@@ -165,8 +169,14 @@ fn a_line_with_a_pod_outranks_lines_without() {
     // line naming the pod, does not replace or contradict it.
     let pod_line = format!("4:pids:/kubepods/besteffort/pod{POD}/{CID}\n");
     let bare = format!("3:memory:/docker/{CID2}\n");
-    assert_eq!(locate(&format!("{bare}{pod_line}"), None), found(CID, Some(POD)));
-    assert_eq!(locate(&format!("{pod_line}{bare}"), None), found(CID, Some(POD)));
+    assert_eq!(
+        locate(&format!("{bare}{pod_line}"), None),
+        found(CID, Some(POD))
+    );
+    assert_eq!(
+        locate(&format!("{pod_line}{bare}"), None),
+        found(CID, Some(POD))
+    );
 }
 
 fn mountinfo(root: &str, fstype: &str) -> String {
@@ -188,20 +198,23 @@ fn mountinfo_is_the_fallback_when_the_cgroup_file_names_no_container() {
     let info = mountinfo(&format!("/kubepods/besteffort/pod{POD}/{CID}"), "cgroup");
     assert_eq!(locate(&v1("/"), Some(&info)), found(CID, Some(POD)));
     // Root mounts and other file systems say nothing.
-    assert_eq!(locate(&v2("/"), Some(&mountinfo("/", "cgroup2"))), Ok(Placement::default()));
+    assert_eq!(
+        locate(&v2("/"), Some(&mountinfo("/", "cgroup2"))),
+        Ok(Placement::default())
+    );
     let overlay = mountinfo(&root, "overlay");
     assert_eq!(locate(&v2("/"), Some(&overlay)), Ok(Placement::default()));
-    assert_eq!(locate(&v2("/"), Some("not a mountinfo line\n")), Ok(Placement::default()));
+    assert_eq!(
+        locate(&v2("/"), Some("not a mountinfo line\n")),
+        Ok(Placement::default())
+    );
 }
 
 #[test]
 fn the_cgroup_file_wins_over_a_forged_mountinfo() {
     // A workload that bind-mounts another pod's cgroup shows it in its mountinfo; its
     // cgroup file still names its own container.
-    let forged = mountinfo(
-        &format!("/kubepods/besteffort/pod{POD}/{CID2}"),
-        "cgroup2",
-    );
+    let forged = mountinfo(&format!("/kubepods/besteffort/pod{POD}/{CID2}"), "cgroup2");
     assert_eq!(
         locate(&v2(&format!("/../{CID}")), Some(&forged)),
         found(CID, None)

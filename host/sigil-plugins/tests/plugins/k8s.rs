@@ -18,10 +18,8 @@ const SIDECAR: &str = "e9d7dd6a9e6c9bfe1b23d1e1e0f2d7cdc8b0f8c3d7f8a9b6c5d4e3f2a
 const INIT: &str = "34a2062fd26c805aa8cf814cdfe479322b791f80afb9ea4db02d50375df14b41";
 const WEB_DIGEST: &str =
     "registry.example/web@sha256:0cfdaced91cb46dd7af48309799a3c351e4ca2d5e1ee9737ca0cbd932cb79898";
-const PROXY_DIGEST: &str =
-    "registry.example/proxy@sha256:b2fc20676c92a433b9a91f3f4535faddec0c2c3613849ac12f02c1d5cfcd4c3a";
-const INIT_DIGEST: &str =
-    "registry.example/setup@sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const PROXY_DIGEST: &str = "registry.example/proxy@sha256:b2fc20676c92a433b9a91f3f4535faddec0c2c3613849ac12f02c1d5cfcd4c3a";
+const INIT_DIGEST: &str = "registry.example/setup@sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
 /// The pod `web-0` on `node-1`: two containers and an init container, owned by a
 /// ReplicaSet, as a kubelet lists it.
@@ -103,7 +101,9 @@ fn fake_process(dir: &Path, pid: u32, cgroup: &str) -> ProcessFacts {
     std::fs::create_dir_all(dir.join("etc")).expect("etc");
     std::fs::write(
         proc_dir.join("stat"),
-        format!("{pid} (app) S 1 {pid} {pid} 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 555 1000 200 0"),
+        format!(
+            "{pid} (app) S 1 {pid} {pid} 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 555 1000 200 0"
+        ),
     )
     .expect("stat");
     std::fs::write(
@@ -162,15 +162,26 @@ fn a_process_in_a_pod_gets_spires_full_selector_set() {
     let kubelet = Kubelet::start();
     kubelet.put_pod(web_pod(POD_UID, CID));
     // Another pod on the node, with a container of a different ID.
-    kubelet.put_pod(web_pod("11111111-2222-3333-4444-555555555555", &"c".repeat(64)));
+    kubelet.put_pod(web_pod(
+        "11111111-2222-3333-4444-555555555555",
+        &"c".repeat(64),
+    ));
     let dir = tempfile::tempdir().expect("tempdir");
-    let plugin = k8s(&host(), "", access(&kubelet, dir.path(), 3, Duration::from_millis(50)));
+    let plugin = k8s(
+        &host(),
+        "",
+        access(&kubelet, dir.path(), 3, Duration::from_millis(50)),
+    );
 
     let selectors = plugin
         .attest_process(fake_process(dir.path(), 4242, &pod_cgroup(POD_UID, CID)))
         .expect("attested");
     assert_eq!(strings(&selectors), web_selectors(POD_UID));
-    assert_eq!(selectors.len(), web_selectors(POD_UID).len(), "no duplicates");
+    assert_eq!(
+        selectors.len(),
+        web_selectors(POD_UID).len(),
+        "no duplicates"
+    );
     assert_eq!(kubelet.pod_list_requests(), 1);
 
     // The init container is found too, with its own container selectors.
@@ -200,9 +211,16 @@ fn disable_container_selectors_attests_a_pod_whose_container_is_not_listed_yet()
             .expect("attested"),
     );
     assert!(selectors.contains("k8s:pod-name:web-0"), "{selectors:#?}");
-    assert!(selectors.contains("k8s:pod-image-count:0"), "statuses withheld");
+    assert!(
+        selectors.contains("k8s:pod-image-count:0"),
+        "statuses withheld"
+    );
     assert!(!selectors.iter().any(|s| s.starts_with("k8s:container-")));
-    assert_eq!(kubelet.pod_list_requests(), 1, "the pod UID sufficed at once");
+    assert_eq!(
+        kubelet.pod_list_requests(),
+        1,
+        "the pod UID sufficed at once"
+    );
 }
 
 #[test]
@@ -217,7 +235,11 @@ fn a_pod_that_appears_after_three_polls_is_found() {
         .attest_process(fake_process(dir.path(), 4242, &pod_cgroup(POD_UID, CID)))
         .expect("attested");
     assert_eq!(strings(&selectors), web_selectors(POD_UID));
-    assert_eq!(kubelet.pod_list_requests(), 4, "three empty lists, then the pod");
+    assert_eq!(
+        kubelet.pod_list_requests(),
+        4,
+        "three empty lists, then the pod"
+    );
     // The polls were spaced by the interval (the host waited, outside the CPU budget).
     assert!(started.elapsed() >= interval * 3, "{:?}", started.elapsed());
 
@@ -239,7 +261,11 @@ fn a_container_no_pod_runs_gets_no_selectors_and_no_error() {
     let kubelet = Kubelet::start();
     kubelet.put_pod(web_pod(POD_UID, CID));
     let dir = tempfile::tempdir().expect("tempdir");
-    let plugin = k8s(&host(), "", access(&kubelet, dir.path(), 3, Duration::from_millis(20)));
+    let plugin = k8s(
+        &host(),
+        "",
+        access(&kubelet, dir.path(), 3, Duration::from_millis(20)),
+    );
 
     // A Docker container on the node, outside Kubernetes: SPIRE polls, then gives up.
     let docker = fake_process(
@@ -265,7 +291,10 @@ fn a_container_no_pod_runs_gets_no_selectors_and_no_error() {
         4244,
         "0::/user.slice/user-1000.slice/session-2.scope\n",
     );
-    assert_eq!(plugin.attest_process(host_process).expect("no error"), vec![]);
+    assert_eq!(
+        plugin.attest_process(host_process).expect("no error"),
+        vec![]
+    );
     assert_eq!(kubelet.pod_list_requests(), before);
 
     // Removing the pod ends its attestation, once the last list (reused for one poll

@@ -21,12 +21,27 @@ fn status(name: &str, id: &str) -> Value {
 #[test]
 fn the_container_id_must_be_the_whole_host_of_the_status_url() {
     let pods = vec![
-        pod("u1", json!([status("a", &format!("containerd://{OTHER}"))]), json!([])),
-        pod("u2", json!([status("b", &format!("cri-o://{CID}"))]), json!([])),
+        pod(
+            "u1",
+            json!([status("a", &format!("containerd://{OTHER}"))]),
+            json!([]),
+        ),
+        pod(
+            "u2",
+            json!([status("b", &format!("cri-o://{CID}"))]),
+            json!([]),
+        ),
     ];
-    let found = find(&pods, None, CID, true).expect("no conflict").expect("found");
+    let found = find(&pods, None, CID, true)
+        .expect("no conflict")
+        .expect("found");
     assert!(found.pod.contains("\"uid\":\"u2\""), "{}", found.pod);
-    assert!(found.container_status.as_deref().is_some_and(|s| s.contains("\"name\":\"b\"")));
+    assert!(
+        found
+            .container_status
+            .as_deref()
+            .is_some_and(|s| s.contains("\"name\":\"b\""))
+    );
     // A longer ID that merely starts with ours, or an ID without a scheme, does not match.
     let pods = vec![pod(
         "u1",
@@ -43,8 +58,15 @@ fn init_containers_match_and_the_pod_uid_narrows_the_search() {
         json!([{"name": "main", "containerID": ""}]),
         json!([status("setup", &format!("containerd://{CID}"))]),
     )];
-    let found = find(&pods, Some("u1"), CID, true).expect("ok").expect("found");
-    assert!(found.container_status.as_deref().is_some_and(|s| s.contains("setup")));
+    let found = find(&pods, Some("u1"), CID, true)
+        .expect("ok")
+        .expect("found");
+    assert!(
+        found
+            .container_status
+            .as_deref()
+            .is_some_and(|s| s.contains("setup"))
+    );
     // Known pod UID that is another pod's: no match even though the container is there.
     assert_eq!(find(&pods, Some("u9"), CID, true), Ok(None));
 }
@@ -54,7 +76,9 @@ fn without_container_required_the_pod_uid_suffices() {
     // The container has no status yet (a postStart hook still running, say).
     let pods = vec![pod("u1", json!([{"name": "main"}]), json!([]))];
     assert_eq!(find(&pods, Some("u1"), CID, true), Ok(None));
-    let found = find(&pods, Some("u1"), CID, false).expect("ok").expect("found by UID");
+    let found = find(&pods, Some("u1"), CID, false)
+        .expect("ok")
+        .expect("found by UID");
     assert_eq!(found.container_status, None);
     // Without a pod UID from the cgroups there is nothing to go by.
     assert_eq!(find(&pods, None, CID, false), Ok(None));
@@ -63,8 +87,16 @@ fn without_container_required_the_pod_uid_suffices() {
 #[test]
 fn two_pods_with_the_container_are_refused() {
     let pods = vec![
-        pod("u1", json!([status("a", &format!("containerd://{CID}"))]), json!([])),
-        pod("u2", json!([status("b", &format!("containerd://{CID}"))]), json!([])),
+        pod(
+            "u1",
+            json!([status("a", &format!("containerd://{CID}"))]),
+            json!([]),
+        ),
+        pod(
+            "u2",
+            json!([status("b", &format!("containerd://{CID}"))]),
+            json!([]),
+        ),
     ];
     let error = find(&pods, None, CID, true).expect_err("ambiguous");
     assert!(
@@ -78,7 +110,11 @@ fn malformed_pods_are_skipped_not_fatal() {
     let pods = vec![
         json!("not a pod"),
         json!({"status": {"containerStatuses": "nope"}}),
-        pod("u2", json!([status("b", &format!("containerd://{CID}"))]), json!(null)),
+        pod(
+            "u2",
+            json!([status("b", &format!("containerd://{CID}"))]),
+            json!(null),
+        ),
     ];
     assert!(find(&pods, None, CID, true).expect("ok").is_some());
 }
