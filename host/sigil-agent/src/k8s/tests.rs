@@ -159,3 +159,128 @@ fn spire_keys_without_effect_are_accepted_and_listed() {
         ]
     );
 }
+
+/// The agent's configuration path end to end: `WorkloadAttestor "k8s"` with SPIRE's keys
+/// loads the built-in plugin with the kubelet granted, and it attests a process in a pod
+/// through the stand-in kubelet (HTTPS to `localhost`, checked against the CA file, with
+/// the token file).
+#[test]
+fn the_configured_k8s_attestor_reaches_the_kubelet() {
+    use sigil_plugins::{ProcRoots, ProcessFacts};
+    use sigil_testkit::kube::{self, Kubelet, container_status, with_statuses};
+
+    const UID: &str = "a2830d0d-b0f0-4ff0-81b5-0ee4e299cf80";
+    let cid = "7".repeat(64);
+    let kubelet = Kubelet::start();
+    kubelet.put_pod(with_statuses(
+        kube::pod(
+            "prod",
+            "web-0",
+            UID,
+            "node-1",
+            "10.0.0.5",
+            &[("app", "web")],
+        ),
+        vec![container_status(
+            "web",
+            "registry.example/web:1",
+            "registry.example/web@sha256:00",
+            &format!("cri-o://{cid}"),
+        )],
+        vec![],
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = dir.path().join("kubelet-ca.pem");
+    std::fs::write(&ca, kubelet.ca_pem()).expect("CA file");
+    let token = dir.path().join("token");
+    std::fs::write(&token, kubelet.token()).expect("token file");
+    let text = format!(
+        r#"agent {{
+    data_dir = "{data}"
+    server_address = "127.0.0.1"
+    server_port = 8081
+    socket_path = "{data}/agent.sock"
+    trust_domain = "example.org"
+    trust_bundle_path = "{data}/bundle.pem"
+}}
+plugins {{
+    NodeAttestor "join_token" {{
+        plugin_data {{}}
+    }}
+    KeyManager "memory" {{
+        plugin_data {{}}
+    }}
+    WorkloadAttestor "k8s" {{
+        plugin_data {{
+            kubelet_secure_port = {port}
+            node_name = "localhost"
+            kubelet_ca_path = "{ca}"
+            token_path = "{token}"
+            max_poll_attempts = 2
+            poll_retry_interval = "20ms"
+            reload_interval = "1m"
+        }}
+    }}
+}}
+"#,
+        data = dir.path().display(),
+        port = kubelet.port(),
+        ca = ca.display(),
+        token = token.display(),
+    );
+    let config = sigil_config::AgentConfig::parse(&text, "agent.conf", false).expect("config");
+    let data = crate::storage::DataDir::open(&dir.path().join("data")).expect("data dir");
+    let (_host, attestors) = crate::plugins::load_plugins(&data, &config).expect("plugins load");
+    let [k8s] = attestors.as_slice() else {
+        panic!("one workload attestor, not {}", attestors.len());
+    };
+
+    let proc_dir = dir.path().join("proc/77");
+    std::fs::create_dir_all(&proc_dir).expect("proc");
+    std::fs::write(
+        proc_dir.join("stat"),
+        "77 (app) S 1 77 77 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5555 0 0",
+    )
+    .expect("stat");
+    std::fs::write(
+        proc_dir.join("status"),
+        "Uid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nGroups:\t\n",
+    )
+    .expect("status");
+    std::fs::write(
+        proc_dir.join("cgroup"),
+        format!(
+            "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{}.slice/crio-{cid}.scope\n",
+            UID.replace('-', "_")
+        ),
+    )
+    .expect("cgroup");
+    let roots = ProcRoots {
+        proc: dir.path().join("proc"),
+        etc: dir.path().join("etc"),
+    };
+    let facts = ProcessFacts::resolve_in(&roots, 77).expect("facts");
+    let selectors: Vec<String> = k8s
+        .attest_process(facts)
+        .expect("attested")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    for want in [
+        "k8s:ns:prod",
+        "k8s:pod-name:web-0",
+        &format!("k8s:pod-uid:{UID}"),
+        "k8s:container-name:web",
+        "k8s:pod-label:app:web",
+    ] {
+        assert!(
+            selectors.iter().any(|s| s == want),
+            "{want} in {selectors:#?}"
+        );
+    }
+    assert_eq!(
+        kubelet.requests()[0].bearer(),
+        Some(kubelet.token()),
+        "the token file's token"
+    );
+}
