@@ -46,6 +46,13 @@ fn kubelet(plugin: &PluginConfig) -> Result<sigil_plugins::KubeletAccess, AgentE
         key: "plugins.WorkloadAttestor.k8s.plugin_data",
         reason,
     };
+    if let Some(file) = &plugin.data_file {
+        // The agent reads the kubelet settings itself, from the inline block only.
+        return Err(refuse(format!(
+            "plugin_data_file {}: write the k8s attestor's settings in plugin_data",
+            file.display()
+        )));
+    }
     let settings =
         k8s::kubelet_settings(&plugin.data, |name| std::env::var(name).ok()).map_err(refuse)?;
     for (key, why) in &settings.no_effect {
