@@ -58,14 +58,18 @@ fn kubelet(plugin: &PluginConfig) -> Result<sigil_plugins::KubeletAccess, AgentE
     for (key, why) in &settings.no_effect {
         tracing::warn!(key = %key, "WorkloadAttestor k8s: {key} has no effect in sigil: {why}");
     }
+    let access = k8s::kubelet_access(&settings).map_err(refuse)?;
+    // No agent-wide deadline bounds an attestation; this is how long one may wait for a
+    // starting pod (it holds a plugin slot meanwhile).
     tracing::info!(
         url = %settings.url,
         verify = settings.ca_path.is_some(),
         max_poll_attempts = settings.max_poll_attempts,
         poll_retry_interval = ?settings.poll_retry_interval,
+        max_wait = ?access.max_wait(),
         "WorkloadAttestor k8s: kubelet access"
     );
-    k8s::kubelet_access(&settings).map_err(refuse)
+    Ok(access)
 }
 
 /// The node attestor; `join_token` gets the token (`-joinToken`, else `join_token`) as its
