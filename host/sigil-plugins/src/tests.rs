@@ -139,3 +139,57 @@ fn the_run_queue_wait_is_the_second_schedstat_field() {
     assert_eq!(parse_run_delay("1 x 2"), None);
     assert_eq!(parse_run_delay(""), None);
 }
+
+#[test]
+fn facts_locate_the_container_in_mountinfo_only_when_the_cgroup_file_has_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proc_dir = dir.path().join("proc/88");
+    std::fs::create_dir_all(&proc_dir).expect("proc");
+    let stat = "88 (app) S 1 88 88 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 7777 0 0";
+    std::fs::write(proc_dir.join("stat"), stat).expect("stat");
+    std::fs::write(proc_dir.join("status"), STATUS).expect("status");
+    let cid = "c".repeat(64);
+    std::fs::write(
+        proc_dir.join("mountinfo"),
+        format!(
+            "1543 1542 0:32 /../../kubepods-besteffort-pod00000000_1111_2222_3333_444444444444.slice/cri-containerd-{cid}.scope /sys/fs/cgroup ro,nosuid - cgroup2 cgroup rw\n"
+        ),
+    )
+    .expect("mountinfo");
+    let roots = ProcRoots {
+        proc: dir.path().join("proc"),
+        etc: dir.path().join("etc"),
+    };
+
+    std::fs::write(proc_dir.join("cgroup"), "0::/\n").expect("cgroup");
+    let facts = ProcessFacts::resolve_in(&roots, 88).expect("facts");
+    assert_eq!(facts.container_id(), Some(cid.clone()));
+    assert_eq!(
+        facts.pod_uid().as_deref(),
+        Some("00000000-1111-2222-3333-444444444444")
+    );
+
+    // The cgroup file names a container: mountinfo is not consulted.
+    let own = "d".repeat(64);
+    std::fs::write(proc_dir.join("cgroup"), format!("0::/../{own}\n")).expect("cgroup");
+    let facts = ProcessFacts::resolve_in(&roots, 88).expect("facts");
+    assert_eq!(facts.container_id(), Some(own));
+    assert_eq!(facts.pod_uid(), None);
+
+    // Two containers in the cgroup file: no container ID, and the reason is kept.
+    std::fs::write(
+        proc_dir.join("cgroup"),
+        format!(
+            "1:pids:/docker/{cid}\n2:memory:/docker/{}\n",
+            "e".repeat(64)
+        ),
+    )
+    .expect("cgroup");
+    let facts = ProcessFacts::resolve_in(&roots, 88).expect("facts");
+    assert_eq!(facts.container_id(), None);
+    assert!(
+        facts
+            .placement()
+            .is_err_and(|reason| reason.contains("multiple container IDs"))
+    );
+}

@@ -57,20 +57,21 @@ impl WorkloadAttestor for K8s {
     }
 
     fn attest(&self, process: &WorkloadProcess) -> Result<Vec<String>, PluginError> {
-        let Some(container_id) = process.container_id() else {
-            log::debug(&format!(
-                "process {} is not in a container: no k8s selectors",
-                process.pid()
-            ));
-            return Ok(Vec::new());
-        };
         let required = !self.config.disable_container_selectors;
+        // Asked even without a container ID: the host answers `none` for a process outside
+        // any container, and an error for cgroups that name two containers or pods.
         let Some(found) = pods::pod_of(process, required)? else {
-            log::warn(&format!(
-                "no pod on this node runs container {container_id} (pod UID {}) of process {}: no k8s selectors",
-                process.pod_uid().as_deref().unwrap_or("unknown"),
-                process.pid()
-            ));
+            match process.container_id() {
+                None => log::debug(&format!(
+                    "process {} is not in a container: no k8s selectors",
+                    process.pid()
+                )),
+                Some(container_id) => log::warn(&format!(
+                    "no pod on this node runs container {container_id} (pod UID {}) of process {}: no k8s selectors",
+                    process.pod_uid().as_deref().unwrap_or("unknown"),
+                    process.pid()
+                )),
+            }
             return Ok(Vec::new());
         };
         self.selectors(&found.pod, found.container_status.as_deref())

@@ -434,6 +434,29 @@ fn an_untrusted_kubelet_certificate_is_a_clear_error_unless_verification_is_skip
 }
 
 #[test]
+fn cgroups_naming_two_containers_are_an_error_not_a_process_outside_containers() {
+    let kubelet = Kubelet::start();
+    kubelet.put_pod(web_pod(POD_UID, CID));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plugin = k8s(
+        &host(),
+        "",
+        access(&kubelet, dir.path(), 3, Duration::from_millis(20)),
+    );
+    let ambiguous = fake_process(
+        dir.path(),
+        4242,
+        &format!("4:pids:/docker/{CID}\n3:memory:/docker/{SIDECAR}\n"),
+    );
+    let error = plugin.attest_process(ambiguous).expect_err("ambiguous");
+    assert!(
+        error.to_string().contains("multiple container IDs"),
+        "{error}"
+    );
+    assert_eq!(kubelet.pod_list_requests(), 0);
+}
+
+#[test]
 fn the_k8s_attestor_needs_the_kubelet_granted() {
     let error = host()
         .load_workload_attestor(&td(), &PluginSpec::builtin("k8s", ""))
