@@ -19,6 +19,8 @@ const COMPONENTS: &[&str] = &[
     "join_token_agent",
     "x509pop_server",
     "x509pop_agent",
+    "k8s_psat_server",
+    "k8s_psat_agent",
     "hostile_attestor",
     "hostile_renderer",
     "sockets_attestor",

@@ -2,11 +2,16 @@
 //! workload attestors, and the node attestor with its `plugin_data`.
 
 use sigil_config::{AgentConfig, PluginConfig, PluginSource};
-use sigil_plugins::{HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor};
+use sigil_plugins::{
+    Grants, HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor,
+};
 
 use crate::RunOptions;
 use crate::error::AgentError;
 use crate::storage::DataDir;
+
+/// Where k8s_psat's agent side reads the projected service-account token by default.
+const K8S_PSAT_TOKEN_PATH: &str = "/var/run/secrets/tokens/spire-agent";
 
 /// The plugin host (its artifact cache in `data_dir`) and the workload attestors.
 pub(crate) fn load_plugins(
@@ -66,8 +71,16 @@ pub(crate) fn node_attestor(
     } else {
         plugin.data_text.clone()
     };
+    let spec = spec(plugin, &data);
+    // SPIRE's agent reads the projected token from this path unless `token_path` says
+    // otherwise; a `token_path` in plugin_data is granted like every built-in `*_path`.
+    let spec = if plugin.name == "k8s_psat" && plugin.data.get("token_path").is_none() {
+        spec.with_grants(Grants::default().with_file("token_path", K8S_PSAT_TOKEN_PATH))
+    } else {
+        spec
+    };
     plugins
-        .load_node_attestor_agent(&config.trust_domain, &spec(plugin, &data))
+        .load_node_attestor_agent(&config.trust_domain, &spec)
         .map_err(|source| AgentError::Plugin {
             name: plugin.name.clone(),
             source,

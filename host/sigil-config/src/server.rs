@@ -159,7 +159,10 @@ const SERVER_KEYS: [&str; 16] = [
 const CATALOGUE: &Catalogue = &[
     (PluginKind::DataStore, &["sql"]),
     (PluginKind::KeyManager, &["memory", "disk"]),
-    (PluginKind::NodeAttestor, &["join_token", "x509pop"]),
+    (
+        PluginKind::NodeAttestor,
+        &["join_token", "x509pop", "k8s_psat"],
+    ),
     (PluginKind::UpstreamAuthority, &["disk"]),
     (PluginKind::BundlePublisher, &["disk"]),
 ];

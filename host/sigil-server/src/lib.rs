@@ -18,6 +18,7 @@ mod api_error;
 mod error;
 mod health;
 mod listen;
+mod node_attestors;
 mod setup;
 mod tls;
 mod tokens;

@@ -140,7 +140,7 @@ fn unknown_plugin_name_and_kind() {
     assert_eq!(
         err.to_string(),
         "server.conf:14: plugins.NodeAttestor.aws_iid: unknown NodeAttestor plugin \"aws_iid\" \
-         (built-in: join_token, x509pop; load any other with plugin_wasm = \"/path/plugin.wasm\")"
+         (built-in: join_token, x509pop, k8s_psat; load any other with plugin_wasm = \"/path/plugin.wasm\")"
     );
     let err = server_error(&server_with(
         "KeyManager \"memory\"",
