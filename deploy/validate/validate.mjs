@@ -8,8 +8,9 @@
 //     as `kubectl apply --validate=strict` would refuse;
 //  3. the custom resources (ClusterSPIFFEID & co.) against the openAPIV3Schema of the CRDs in
 //     deploy/, unknown fields included (the API server would silently drop them);
-//  4. the IstioOperator against Istio's schema, its `spire` injection template as a pod
-//     fragment, and the Helm values' copy of the template against it;
+//  4. the IstioOperator against Istio's field lists (its package schema checks only the
+//     kind), its overlays' patch paths and values against the Deployment they patch, its
+//     `spire` injection template as a pod fragment, and the Helm values' copy of the template;
 //  5. references the API server does not check: volume mounts to volumes, ConfigMaps,
 //     Secrets and service accounts to objects in deploy/, probe and Service ports to
 //     container ports, Service selectors to pod templates, role bindings to roles;
@@ -104,13 +105,16 @@ function unknownFields(value, type, path, report) {
     if (typeof value === "object") for (const [k, v] of Object.entries(value)) unknownFields(v, m[1], `${path}.${k}`, report);
     return;
   }
-  const model = clientModels[type];
-  if (!model || typeof model.getAttributeTypeMap !== "function") {
+  const attributes = fieldsOf(type);
+  if (!attributes) {
     report(`${path}: no field list for type ${type} (validator gap)`);
     return;
   }
-  if (typeof value !== "object" || Array.isArray(value)) return; // the schema check reports the type
-  const attributes = new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+  if (typeof value !== "object" || Array.isArray(value)) {
+    // The Kubernetes schemas report wrong types; Istio's fields have only this check.
+    if (ISTIO_TYPES[type]) report(`${path}: expected a mapping (${type})`);
+    return;
+  }
   for (const [key, child] of Object.entries(value)) {
     if (!attributes.has(key)) {
       report(`${path}.${key}: unknown field (${type} has ${[...attributes.keys()].join(", ")})`);
@@ -121,6 +125,9 @@ function unknownFields(value, type, path, report) {
     if (type === "V1JSONSchemaProps" && (key === "items" || key === "additionalProperties") && typeof child === "object") {
       childType = "V1JSONSchemaProps";
     }
+    if (ISTIO_TYPES[type] && ["string", "boolean", "number"].includes(childType) && typeof child !== childType) {
+      report(`${path}.${key}: expected a ${childType}, found ${JSON.stringify(child)}`);
+    }
     unknownFields(child, childType, `${path}.${key}`, report);
   }
 }
@@ -129,6 +136,93 @@ function unknownFields(value, type, path, report) {
 function modelName(apiVersion, kind) {
   const version = apiVersion.split("/").pop();
   return version.charAt(0).toUpperCase() + version.slice(1) + kind;
+}
+
+// ---------------------------------------------------------------- IstioOperator (check 4)
+
+// @kubernetes-models/istio's IstioOperator schema covers only apiVersion, kind and metadata,
+// and Istio's own CRD keeps unknown fields: these are the fields of IstioOperatorSpec and the
+// types under it (istio/istio operator/pkg/apis/types.go, commit
+// 1dbf09e8b97315d7b080f492bcc8380fd6a8bb3f), with client-node model names for the
+// Kubernetes types they embed. "object" and "any" are not looked into (meshConfig, values:
+// the spire template in values is checked on its own).
+const ISTIO_TYPES = {
+  IstioOperator: { apiVersion: "string", kind: "string", metadata: "V1ObjectMeta", spec: "IstioOperatorSpec" },
+  IstioOperatorSpec: {
+    profile: "string", installPackagePath: "string", hub: "string", tag: "any", namespace: "string",
+    revision: "string", compatibilityVersion: "string", meshConfig: "object",
+    components: "IstioComponentSpec", values: "object", unvalidatedValues: "any",
+  },
+  IstioComponentSpec: {
+    base: "IstioBaseComponentSpec", pilot: "IstioComponentSpecEntry", cni: "IstioComponentSpecEntry",
+    ztunnel: "IstioComponentSpecEntry", istiodRemote: "IstioComponentSpecEntry",
+    ingressGateways: "Array<IstioGatewayComponentSpec>", egressGateways: "Array<IstioGatewayComponentSpec>",
+    gateway: "IstioComponentSpecEntry",
+  },
+  IstioBaseComponentSpec: { enabled: "boolean", k8s: "IstioKubernetesResources" },
+  IstioComponentSpecEntry: { enabled: "boolean", namespace: "string", hub: "string", tag: "any", k8s: "IstioKubernetesResources" },
+  IstioGatewayComponentSpec: {
+    enabled: "boolean", namespace: "string", hub: "string", tag: "any", k8s: "IstioKubernetesResources",
+    name: "string", label: "{ [key: string]: string; }",
+  },
+  IstioKubernetesResources: {
+    affinity: "V1Affinity", env: "Array<V1EnvVar>", hpaSpec: "V2HorizontalPodAutoscalerSpec",
+    imagePullPolicy: "string", nodeSelector: "{ [key: string]: string; }",
+    podDisruptionBudget: "V1PodDisruptionBudgetSpec", podAnnotations: "{ [key: string]: string; }",
+    priorityClassName: "string", readinessProbe: "V1Probe", replicaCount: "number",
+    resources: "V1ResourceRequirements", service: "V1ServiceSpec", strategy: "V1DeploymentStrategy",
+    tolerations: "Array<V1Toleration>", serviceAnnotations: "{ [key: string]: string; }",
+    securityContext: "V1PodSecurityContext", volumes: "Array<V1Volume>",
+    volumeMounts: "Array<V1VolumeMount>", overlays: "Array<IstioKubernetesOverlay>",
+  },
+  IstioKubernetesOverlay: { apiVersion: "string", kind: "string", name: "string", patches: "Array<IstioPatch>" },
+  IstioPatch: { path: "string", value: "any" },
+};
+
+/** The fields of `type`: Istio's from ISTIO_TYPES, Kubernetes' from client-node. */
+function fieldsOf(type) {
+  if (ISTIO_TYPES[type]) return new Map(Object.entries(ISTIO_TYPES[type]));
+  const model = clientModels[type];
+  if (!model || typeof model.getAttributeTypeMap !== "function") return null;
+  return new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+}
+
+/** The type an Istio overlay path (`spec.template.spec.volumes.[name:x]`) leads to. */
+function overlayTarget(apiVersion, kind, path) {
+  let type = modelName(apiVersion ?? "", kind ?? "");
+  for (const segment of path.split(".")) {
+    if (segment.startsWith("[")) {
+      const element = /^Array<(.+)>$/.exec(type);
+      if (!element) throw new Error(`${segment} selects a list element, but ${type} is not a list`);
+      type = element[1];
+      continue;
+    }
+    const fields = fieldsOf(type);
+    if (!fields) throw new Error(`${segment}: ${type} has no fields to select`);
+    if (!fields.has(segment)) throw new Error(`${segment}: not a field of ${type}`);
+    type = fields.get(segment);
+  }
+  return type;
+}
+
+/** The overlays' patches: each path exists in the patched kind, each value has its fields. */
+function checkIstioOverlays(operator, report) {
+  const components = operator.spec?.components ?? {};
+  const entries = Object.entries(components).flatMap(([name, c]) =>
+    Array.isArray(c) ? c.map((g, i) => [`components.${name}[${i}]`, g]) : [[`components.${name}`, c]]);
+  for (const [where, component] of entries) {
+    (component?.k8s?.overlays ?? []).forEach((overlay, i) => {
+      (overlay.patches ?? []).forEach((patch, j) => {
+        const at = `${where}.k8s.overlays[${i}].patches[${j}]`;
+        try {
+          const type = overlayTarget(overlay.apiVersion, overlay.kind, patch.path ?? "");
+          unknownFields(patch.value, type, `${at}.value`, report);
+        } catch (e) {
+          report(`${at}.path ${patch.path}: ${e.message}`);
+        }
+      });
+    });
+  }
 }
 
 // ---------------------------------------------------------------- schemas (checks 1, 3)
@@ -206,6 +300,8 @@ async function checkObject(obj, where) {
     } catch (e) {
       report(e.message);
     }
+    unknownFields(obj, "IstioOperator", "", report);
+    checkIstioOverlays(obj, report);
     checkSpireTemplate(obj.spec?.values?.sidecarInjectorWebhook?.templates?.spire, report);
     return;
   }
