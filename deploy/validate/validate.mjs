@@ -19,7 +19,11 @@
 //  7. a ControllerManagerConfig carried in a ConfigMap has only keys the controller knows
 //     (it ignores unknown ones silently);
 //  8. the three CRDs' field lists against crd-fields.txt (derived from
-//     spire-controller-manager's api/v1alpha1/*_types.go at the commit it names).
+//     spire-controller-manager's api/v1alpha1/*_types.go at the commit it names);
+//  9. for each kustomization, the wiring across files: one trust domain, the agents' cluster
+//     and service account allowed by the server, their projected token, the bundle ConfigMap
+//     where the agent reads it, the Workload API socket shared through the CSI driver's host
+//     directory as `socket`, the admin socket shared with the controller.
 
 import { readFileSync, readdirSync, statSync, existsSync } from "node:fs";
 import { join, relative, dirname, basename, resolve } from "node:path";
@@ -451,6 +455,112 @@ function checkReferences(objects, only = objects) {
   }
 }
 
+// ---------------------------------------------------------------- wiring (check 9)
+
+/** The first `key = "value"` of an HCL text (the configs here keep one per key). */
+const hclString = (text, key) => new RegExp(`^\\s*${key}\\s*=\\s*"([^"]*)"`, "m").exec(text)?.[1];
+
+/** The pod spec and container that mount ConfigMap `name` (the one running that config). */
+function consumer(objects, configMap) {
+  for (const { obj } of objects) {
+    for (const { spec } of podTemplates(obj)) {
+      const volume = (spec.volumes ?? []).find((v) => v.configMap?.name === configMap);
+      const container = volume && (spec.containers ?? []).find((c) => (c.volumeMounts ?? []).some((m) => m.name === volume.name));
+      if (container) return { obj, spec, container };
+    }
+  }
+  return null;
+}
+
+/** The volume mounted at the directory `dir` in `container` (exactly there). */
+function volumeAt(spec, container, dir) {
+  const mount = (container.volumeMounts ?? []).find((m) => m.mountPath.replace(/\/+$/, "") === dir);
+  return mount && (spec.volumes ?? []).find((v) => v.name === mount.name);
+}
+
+/** What one install needs to line up across files: names, paths, sockets, tokens. */
+function checkWiring(objects, where) {
+  const report = (message) => fail(where, message);
+  const configMap = (name) => objects.find(({ obj }) => obj.kind === "ConfigMap" && obj.metadata?.name === name)?.obj;
+  const holder = (key) => objects.find(({ obj }) => obj.kind === "ConfigMap" && typeof obj.data?.[key] === "string")?.obj;
+  const serverCm = holder("server.conf");
+  const agentCm = holder("agent.conf");
+  if (!serverCm || !agentCm) return report("no ConfigMap with server.conf and agent.conf");
+  const server = serverCm.data["server.conf"];
+  const agent = agentCm.data["agent.conf"];
+  const controllerCm = objects.find(({ obj }) => obj.kind === "ConfigMap" && Object.values(obj.data ?? {}).some((t) => /kind:\s*ControllerManagerConfig/.test(t)))?.obj;
+  const controller = controllerCm && parseYaml(Object.values(controllerCm.data).find((t) => /kind:\s*ControllerManagerConfig/.test(t)));
+
+  // One trust domain everywhere.
+  const td = hclString(server, "trust_domain");
+  const tds = {
+    "agent.conf": hclString(agent, "trust_domain"),
+    ControllerManagerConfig: controller?.trustDomain,
+    "the IstioOperator's meshConfig": istioOperator()?.spec?.meshConfig?.trustDomain,
+  };
+  for (const [name, value] of Object.entries(tds)) if (value !== td) report(`trust domain: ${name} has ${value}, server.conf has ${td}`);
+
+  // The agent's k8s_psat cluster is one the server allows, for the agent's service account;
+  // the controller parents entries under that cluster's agents.
+  const clusters = new Map([...server.matchAll(/"([^"]+)"\s*=\s*\{\s*service_account_allow_list\s*=\s*\[([^\]]*)\]/g)]
+    .map((m) => [m[1], [...m[2].matchAll(/"([^"]+)"/g)].map((x) => x[1])]));
+  const cluster = hclString(agent, "cluster");
+  if (!clusters.has(cluster)) report(`agent.conf's k8s_psat cluster ${cluster} is not in server.conf's clusters (${[...clusters.keys()].join(", ")})`);
+  if (controller && controller.clusterName !== cluster) report(`the controller's clusterName ${controller.clusterName} is not the agents' cluster ${cluster}`);
+  const agentPod = consumer(objects, agentCm.metadata.name);
+  if (!agentPod) return report(`no pod mounts ConfigMap ${agentCm.metadata.name}`);
+  const account = `${agentPod.obj.metadata.namespace}:${agentPod.spec.serviceAccountName}`;
+  if (!(clusters.get(cluster) ?? []).includes(account)) report(`the agents run as ${account}, which cluster ${cluster}'s service_account_allow_list does not allow`);
+
+  // The agent's projected token, where k8s_psat reads it, for the audience the server checks.
+  const tokenPath = hclString(agent, "token_path") ?? "/var/run/secrets/tokens/spire-agent";
+  const tokenVolume = volumeAt(agentPod.spec, agentPod.container, dirname(tokenPath));
+  const token = tokenVolume?.projected?.sources?.find((s) => s.serviceAccountToken?.path === basename(tokenPath))?.serviceAccountToken;
+  if (!token) report(`the agent container has no projected service account token at ${tokenPath}`);
+  else if ((token.audience ?? "") !== "spire-server") report(`the agent's token has audience ${token.audience}, k8s_psat's default is spire-server`);
+
+  // The bootstrap bundle: the ConfigMap the notifier writes, mounted where the agent reads.
+  const bundlePath = hclString(agent, "trust_bundle_path") ?? "";
+  const notifierMap = hclString(server, "config_map") ?? "spire-bundle";
+  const notifierKey = hclString(server, "config_map_key") ?? "bundle.crt";
+  const bundleVolume = volumeAt(agentPod.spec, agentPod.container, dirname(bundlePath));
+  if (bundleVolume?.configMap?.name !== notifierMap || basename(bundlePath) !== notifierKey) {
+    report(`agent.conf's trust_bundle_path ${bundlePath} is not key ${notifierKey} of ConfigMap ${notifierMap} (what k8sbundle writes) mounted in the agent`);
+  }
+  if (!configMap(notifierMap)) report(`ConfigMap ${notifierMap}, which k8sbundle patches, is not defined (it must exist)`);
+
+  // The Workload API socket: named `socket` (Istio's SDS path), in the host directory that
+  // the CSI driver shares.
+  const socketPath = hclString(agent, "socket_path") ?? "";
+  if (basename(socketPath) !== "socket") report(`agent.conf's socket_path ${socketPath} must end in /socket: Istio looks for /run/secrets/workload-spiffe-uds/socket`);
+  const hostDir = volumeAt(agentPod.spec, agentPod.container, dirname(socketPath))?.hostPath?.path;
+  if (!hostDir) report(`the agent's socket directory ${dirname(socketPath)} is not a hostPath volume`);
+  const csi = objects.map(({ obj }) => obj).find((o) => (o.spec?.template?.spec?.containers ?? []).some((c) => (c.args ?? []).includes("-workload-api-socket-dir")));
+  if (!csi) {
+    report("no SPIFFE CSI driver (a container with -workload-api-socket-dir)");
+  } else {
+    const spec = csi.spec.template.spec;
+    const c = spec.containers.find((x) => (x.args ?? []).includes("-workload-api-socket-dir"));
+    const dir = c.args[c.args.indexOf("-workload-api-socket-dir") + 1];
+    const shared = volumeAt(spec, c, dir)?.hostPath?.path;
+    if (hostDir && shared !== hostDir) report(`the CSI driver shares ${shared}, the agent's socket is in ${hostDir}`);
+  }
+
+  // The admin socket: a volume the server and the controller both mount.
+  const serverPod = consumer(objects, serverCm.metadata.name);
+  if (!serverPod) return report(`no pod mounts ConfigMap ${serverCm.metadata.name}`);
+  const adminPath = hclString(server, "socket_path") ?? "/tmp/spire-server/private/api.sock";
+  const adminVolume = volumeAt(serverPod.spec, serverPod.container, dirname(adminPath));
+  if (!adminVolume?.emptyDir) report(`sigil-server's admin socket directory ${dirname(adminPath)} is not an emptyDir mount`);
+  if (controller) {
+    const controllerPath = controller.spireServerSocketPath ?? "/spire-server/api.sock";
+    const side = (serverPod.spec.containers ?? []).find((c) => c !== serverPod.container &&
+      (c.volumeMounts ?? []).some((m) => m.name === adminVolume?.name && m.mountPath.replace(/\/+$/, "") === dirname(controllerPath)));
+    if (!side) report(`no container beside sigil-server mounts the admin socket volume at ${dirname(controllerPath)} (the controller's spireServerSocketPath)`);
+    if (basename(controllerPath) !== basename(adminPath)) report(`the controller dials ${basename(controllerPath)}, the server listens on ${basename(adminPath)}`);
+  }
+}
+
 // ---------------------------------------------------------------- kustomizations (check 6)
 
 /** JSON pointer tokens of `path`. */
@@ -601,6 +711,11 @@ for (const file of files) {
   else manifests.push(...readDocuments(file).map((d) => ({ obj: d.value, where: d.where })));
 }
 
+/** The IstioOperator in deploy/ (Istio's half of the wiring), if any. */
+function istioOperator() {
+  return manifests.find(({ obj }) => obj?.kind === "IstioOperator")?.obj;
+}
+
 const crds = manifests.map(({ obj }) => obj).filter((o) => o?.kind === "CustomResourceDefinition");
 for (const { obj, where } of manifests) if (obj?.kind === "CustomResourceDefinition") registerCrd(obj, where);
 
@@ -627,11 +742,12 @@ for (const dir of kustomizationDirs) {
     const examples = readdirSync(dir).filter((n) => n.endsWith(".example.yaml"))
       .flatMap((n) => readDocuments(join(dir, n)).map((d) => ({ obj: d.value, where: d.where })));
     checkReferences([...rendered, ...examples], rendered);
+    checkWiring(rendered, rel(join(dir, "kustomization.yaml")));
   });
 }
 
 // The Helm values carry the same `spire` template as the IstioOperator.
-const operator = manifests.find(({ obj }) => obj?.kind === "IstioOperator")?.obj;
+const operator = istioOperator();
 for (const file of valuesFiles) await unit(() => {
   let values;
   try {
