@@ -48,7 +48,12 @@ let passed = 0;
 let failed = 0;
 async function unit(check) {
   const before = failures.length;
-  await check();
+  try {
+    await check();
+  } catch (e) {
+    // Input shaped too far from what a check expects: a failure, never a crash.
+    failures.push(`validator: ${e.stack ?? e}`);
+  }
   if (failures.length > before) failed++;
   else passed++;
 }
@@ -247,7 +252,10 @@ const ajv = new Ajv({ allErrors: true, strict: false });
 const crdSchemas = new Map();
 
 function registerCrd(crd, where) {
-  for (const version of crd.spec?.versions ?? []) {
+  if (typeof crd.spec?.group !== "string" || typeof crd.spec?.names?.kind !== "string") {
+    return fail(where, `${describe(crd)}: spec.group and spec.names.kind are required`);
+  }
+  for (const version of crd.spec.versions ?? []) {
     const schema = version.schema?.openAPIV3Schema;
     if (!schema) {
       fail(where, `${describe(crd)} version ${version.name} has no openAPIV3Schema`);
@@ -393,7 +401,7 @@ function checkEmbeddedYaml(obj, report) {
 
 // ---------------------------------------------------------------- references (check 5)
 
-/** Pod templates of an object (and the object's namespace). */
+/** The pod template of a workload object, as its spec and labels. */
 function podTemplates(obj) {
   const spec = obj?.spec?.template?.spec;
   return spec ? [{ spec, labels: obj.spec.template.metadata?.labels ?? {} }] : [];
@@ -702,6 +710,7 @@ function checkCrdFields(crds) {
 // ---------------------------------------------------------------- main
 
 const files = yamlFiles(deployDir);
+if (files.length === 0) fail(deployDir, "no YAML files to validate");
 const manifests = [];
 const kustomizationDirs = [];
 const valuesFiles = [];
