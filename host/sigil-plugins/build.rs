@@ -15,6 +15,7 @@ const COMPONENTS: &[&str] = &[
     "unix",
     "k8s_template",
     "disk",
+    "k8s_configmap",
     "join_token_server",
     "join_token_agent",
     "x509pop_server",

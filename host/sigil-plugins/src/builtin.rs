@@ -8,6 +8,8 @@ const K8S_TEMPLATE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_templa
 
 /// The built-in `disk` bundle publisher.
 const DISK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/disk.wasm"));
+/// The built-in `k8s_configmap` bundle publisher.
+const K8S_CONFIGMAP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_configmap.wasm"));
 
 /// The built-in `join_token` node attestor, server and agent side.
 const JOIN_TOKEN_SERVER: &[u8] =
@@ -60,6 +62,7 @@ pub(crate) fn id_renderer(name: &str) -> Option<&'static [u8]> {
 pub(crate) fn bundle_publisher(name: &str) -> Option<&'static [u8]> {
     match name {
         "disk" => Some(DISK),
+        "k8s_configmap" => Some(K8S_CONFIGMAP),
         _ => None,
     }
 }

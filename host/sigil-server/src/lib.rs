@@ -19,6 +19,7 @@ mod error;
 mod health;
 mod listen;
 mod node_attestors;
+mod publishers;
 mod setup;
 mod tls;
 mod tokens;

@@ -71,6 +71,7 @@ impl Server {
             HostConfig::default().with_artifact_cache(data_dir.join("plugin-cache")),
         )?;
         let node_attestors = crate::node_attestors::load(&config, &plugins, &store)?;
+        let publishers = crate::publishers::load(&config, &plugins)?;
 
         let cache =
             EntryCache::load(store.as_ref(), &config.trust_domain, CacheConfig::default()).await?;
@@ -97,6 +98,12 @@ impl Server {
             ca.clone(),
             Arc::new(SystemClock),
             DEFAULT_ROTATION_INTERVAL,
+        ));
+        tokio::spawn(crate::publishers::run(
+            publishers,
+            store.clone(),
+            config.trust_domain.clone(),
+            stopped.clone(),
         ));
         let mut stopped_rotation = stopped;
         tokio::spawn(async move {
