@@ -1,10 +1,8 @@
 //! The agent's plugins: the plugin host (with its artifact cache in `data_dir`), the
 //! workload attestors, and the node attestor with its `plugin_data`.
 
-use sigil_config::{AgentConfig, PluginConfig, PluginSource};
-use sigil_plugins::{
-    Grants, HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor,
-};
+use sigil_config::AgentConfig;
+use sigil_plugins::{Grants, HostConfig, NodeAttestorAgent, PluginHost, WorkloadAttestor};
 
 use crate::RunOptions;
 use crate::error::AgentError;
@@ -27,7 +25,7 @@ pub(crate) fn load_plugins(
     })?;
     let mut attestors = Vec::new();
     for plugin in &config.plugins.workload_attestors {
-        let spec = spec(plugin, &plugin.data_text);
+        let spec = sigil_daemon::plugin_spec(plugin, &plugin.data_text);
         let loaded = plugins
             .load_workload_attestor(&config.trust_domain, &spec)
             .map_err(|source| AgentError::Plugin {
@@ -71,7 +69,7 @@ pub(crate) fn node_attestor(
     } else {
         plugin.data_text.clone()
     };
-    let spec = spec(plugin, &data);
+    let spec = sigil_daemon::plugin_spec(plugin, &data);
     // SPIRE's agent reads the projected token from this path unless `token_path` says
     // otherwise; a `token_path` in plugin_data is granted like every built-in `*_path`.
     let spec = if plugin.name == "k8s_psat" && plugin.data.get("token_path").is_none() {
@@ -85,18 +83,4 @@ pub(crate) fn node_attestor(
             name: plugin.name.clone(),
             source,
         })
-}
-
-/// The plugin spec of a configured plugin, with `data` as its `plugin_data`.
-fn spec(plugin: &PluginConfig, data: &str) -> PluginSpec {
-    match &plugin.source {
-        PluginSource::Wasm { path, checksum } => {
-            let spec = PluginSpec::file(&plugin.name, path, data);
-            match checksum {
-                Some(sum) => spec.with_checksum(sum),
-                None => spec,
-            }
-        }
-        _ => PluginSpec::builtin(&plugin.name, data),
-    }
 }

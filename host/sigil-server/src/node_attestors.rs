@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use sigil_config::{DataValue, PluginData, PluginSource, ServerConfig};
-use sigil_plugins::{Grants, KubernetesAccess, NodeAttestorServer, PluginHost, PluginSpec};
+use sigil_config::{DataValue, PluginData, ServerConfig};
+use sigil_plugins::{Grants, KubernetesAccess, NodeAttestorServer, PluginHost};
 use sigil_store::DataStore;
 use tokio::runtime::Handle;
 
@@ -22,16 +22,7 @@ pub(crate) fn load(
 ) -> Result<BTreeMap<String, NodeAttestorServer>, ServerError> {
     let mut loaded = BTreeMap::new();
     for plugin in &config.plugins.node_attestors {
-        let spec = match &plugin.source {
-            PluginSource::Builtin => PluginSpec::builtin(&plugin.name, &plugin.data_text),
-            PluginSource::Wasm { path, checksum } => {
-                let spec = PluginSpec::file(&plugin.name, path, &plugin.data_text);
-                match checksum {
-                    Some(sum) => spec.with_checksum(sum),
-                    None => spec,
-                }
-            }
-        };
+        let spec = sigil_daemon::plugin_spec(plugin, &plugin.data_text);
         let grants = match plugin.name.as_str() {
             "join_token" => Grants::default().with_join_tokens(Arc::new(StoreTokens {
                 store: store.clone(),

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sigil_config::{DataEntry, DataValue, PluginConfig, PluginSource, ServerConfig};
+use sigil_config::{DataEntry, DataValue, PluginConfig, ServerConfig};
 use sigil_plugins::{
     BundlePublisher, ConfigMapTarget, KubernetesAccess, PluginHost, PluginSpec, PublishTarget,
 };
@@ -54,16 +54,7 @@ pub(crate) fn load(
         } else {
             file_target(plugin)?
         };
-        let spec = match &plugin.source {
-            PluginSource::Builtin => PluginSpec::builtin(&plugin.name, &plugin.data_text),
-            PluginSource::Wasm { path, checksum } => {
-                let spec = PluginSpec::file(&plugin.name, path, &plugin.data_text);
-                match checksum {
-                    Some(sum) => spec.with_checksum(sum),
-                    None => spec,
-                }
-            }
-        };
+        let spec = sigil_daemon::plugin_spec(plugin, &plugin.data_text);
         loaded.push(Publisher {
             plugin: host.load_bundle_publisher(&config.trust_domain, &spec)?,
             targets,

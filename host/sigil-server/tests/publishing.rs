@@ -4,11 +4,6 @@
 //! file; a change of the bundle reaches them; a failing target keeps its last bundle and
 //! catches up when it works again.
 
-#![expect(
-    clippy::expect_used,
-    reason = "test helpers outside #[test] functions: a failed setup step must fail the test"
-)]
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -65,17 +60,6 @@ fn data(api: &ApiServer, namespace: &str, name: &str, key: &str) -> Option<Strin
     api.config_map(namespace, name)?.data?.get(key).cloned()
 }
 
-fn ca_der() -> Vec<u8> {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .self_signed(&key)
-        .expect("certificate")
-        .der()
-        .to_vec()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn publishers_keep_configmaps_and_files_equal_to_the_bundle() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -126,7 +110,7 @@ async fn publishers_keep_configmaps_and_files_equal_to_the_bundle() {
     bundles
         .append_bundle(bundle_api::AppendBundleRequest {
             x509_authorities: vec![wire::X509Certificate {
-                asn1: ca_der(),
+                asn1: sigil_testkit::certs::self_signed_ca_der(),
                 ..Default::default()
             }],
             ..Default::default()
