@@ -11,6 +11,7 @@ prepare_openssl
 prepare_python
 prepare_fuzz
 prepare_deny
+prepare_deploy_validation
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -46,6 +47,14 @@ cargo test --workspace --locked --no-fail-fast
 step "Python interop tests (py-spiffe, grpcio)"
 cargo build --locked --quiet -p sigil-server -p sigil-agent
 SIGIL_BIN_DIR="$PWD/target/debug" "$PYTHON_VENV/bin/python" -m pytest -q tests/python
+
+# Every manifest under deploy/ against the Kubernetes and Istio schemas (pinned npm packages,
+# deploy/validate/package-lock.json), the CRDs' schemas and the controller manager's field
+# list, plus the references between them (deploy/validate/validate.mjs says what is checked).
+# The self-test then breaks copies of deploy/ one way at a time and expects each reported.
+step "deploy/ manifests validate (deploy/validate.sh)"
+deploy/validate.sh
+deploy/validate.sh --self-test
 
 # Every fuzz target (fuzz/README.md) built and run for FUZZ_SMOKE_SECONDS (10) on its seeds;
 # a crash or a broken property fails here with the input saved under fuzz/artifacts/.

@@ -99,3 +99,21 @@ prepare_fuzz() {
 prepare_deny() {
     cargo_tool deny "$CARGO_DENY_VERSION"
 }
+
+# deploy/validate.sh: node and the npm packages pinned in deploy/validate/package-lock.json,
+# installed with `npm ci` into target/deploy-validate (nothing system-wide). Re-runs compare
+# the lock file with the installed copy and touch the network only when it changed.
+prepare_deploy_validation() {
+    command -v node >/dev/null && command -v npm >/dev/null \
+        || { step "installing nodejs and npm"; apt_install nodejs npm; }
+    local dir="$PWD/target/deploy-validate"
+    if [ ! -d "$dir/node_modules" ] || ! cmp -s deploy/validate/package-lock.json "$dir/package-lock.json"; then
+        step "installing the deploy/ validator's npm packages ($dir)"
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        cp deploy/validate/package.json deploy/validate/package-lock.json "$dir/"
+        # --ignore-scripts: none of these packages needs an install script, so none runs.
+        (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) \
+            || { rm -rf "$dir"; die "npm ci for deploy/validate failed"; }
+    fi
+}

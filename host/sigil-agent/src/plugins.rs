@@ -2,14 +2,15 @@
 //! workload attestors, and the node attestor with its `plugin_data`.
 
 use sigil_config::{AgentConfig, PluginConfig, PluginSource};
-use sigil_plugins::{
-    Grants, HostConfig, NodeAttestorAgent, PluginHost, PluginSpec, WorkloadAttestor,
-};
+use sigil_plugins::{Grants, HostConfig, NodeAttestorAgent, PluginHost, WorkloadAttestor};
 
 use crate::RunOptions;
 use crate::error::AgentError;
 use crate::k8s;
 use crate::storage::DataDir;
+
+/// Where k8s_psat's agent side reads the projected service-account token by default.
+const K8S_PSAT_TOKEN_PATH: &str = "/var/run/secrets/tokens/spire-agent";
 
 /// The plugin host (its artifact cache in `data_dir`) and the workload attestors.
 pub(crate) fn load_plugins(
@@ -25,7 +26,7 @@ pub(crate) fn load_plugins(
     })?;
     let mut attestors = Vec::new();
     for plugin in &config.plugins.workload_attestors {
-        let mut spec = spec(plugin, &plugin.data_text);
+        let mut spec = sigil_daemon::plugin_spec(plugin, &plugin.data_text);
         if plugin.name == "k8s" && plugin.source == PluginSource::Builtin {
             spec = spec.with_grants(Grants::default().with_kubelet(kubelet(plugin)?));
         }
@@ -104,24 +105,18 @@ pub(crate) fn node_attestor(
     } else {
         plugin.data_text.clone()
     };
+    let spec = sigil_daemon::plugin_spec(plugin, &data);
+    // SPIRE's agent reads the projected token from this path unless `token_path` says
+    // otherwise; a `token_path` in plugin_data is granted like every built-in `*_path`.
+    let spec = if plugin.name == "k8s_psat" && plugin.data.get("token_path").is_none() {
+        spec.with_grants(Grants::default().with_file("token_path", K8S_PSAT_TOKEN_PATH))
+    } else {
+        spec
+    };
     plugins
-        .load_node_attestor_agent(&config.trust_domain, &spec(plugin, &data))
+        .load_node_attestor_agent(&config.trust_domain, &spec)
         .map_err(|source| AgentError::Plugin {
             name: plugin.name.clone(),
             source,
         })
-}
-
-/// The plugin spec of a configured plugin, with `data` as its `plugin_data`.
-fn spec(plugin: &PluginConfig, data: &str) -> PluginSpec {
-    match &plugin.source {
-        PluginSource::Wasm { path, checksum } => {
-            let spec = PluginSpec::file(&plugin.name, path, data);
-            match checksum {
-                Some(sum) => spec.with_checksum(sum),
-                None => spec,
-            }
-        }
-        _ => PluginSpec::builtin(&plugin.name, data),
-    }
 }

@@ -20,6 +20,9 @@ use common::{
 #[path = "agent/caches.rs"]
 mod caches;
 
+#[path = "agent/k8s_psat.rs"]
+mod k8s_psat;
+
 // === the tests ===
 
 #[test]

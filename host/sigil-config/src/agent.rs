@@ -203,7 +203,10 @@ const SDS_KEYS: [&str; 4] = [
     "disable_spiffe_cert_validation",
 ];
 const CATALOGUE: &Catalogue = &[
-    (PluginKind::NodeAttestor, &["join_token", "x509pop"]),
+    (
+        PluginKind::NodeAttestor,
+        &["join_token", "x509pop", "k8s_psat"],
+    ),
     (PluginKind::KeyManager, &["memory", "disk"]),
     (PluginKind::WorkloadAttestor, &["unix", "k8s"]),
 ];

@@ -24,6 +24,9 @@ pub enum PluginKind {
     UpstreamAuthority,
     /// `BundlePublisher` (server).
     BundlePublisher,
+    /// `Notifier` (server; SPIRE deprecates it for BundlePublisher): `k8sbundle`, run as
+    /// the `k8s_configmap` publisher.
+    Notifier,
     /// `WorkloadAttestor` (agent).
     WorkloadAttestor,
 }
@@ -37,12 +40,14 @@ impl PluginKind {
             PluginKind::NodeAttestor => "NodeAttestor",
             PluginKind::UpstreamAuthority => "UpstreamAuthority",
             PluginKind::BundlePublisher => "BundlePublisher",
+            PluginKind::Notifier => "Notifier",
             PluginKind::WorkloadAttestor => "WorkloadAttestor",
         }
     }
 
     /// Whether plugins of this kind may be WebAssembly components (`plugin_wasm`). Data
-    /// stores, key managers and upstream authorities are native in sigil.
+    /// stores, key managers and upstream authorities are native in sigil; notifiers are
+    /// only SPIRE's `k8sbundle`, kept for its configuration shape.
     pub fn loads_wasm(self) -> bool {
         matches!(
             self,

@@ -90,8 +90,10 @@ pub struct ServerPlugins {
     pub node_attestors: Vec<PluginConfig>,
     /// At most one `UpstreamAuthority "disk"`.
     pub upstream_authority: Option<UpstreamAuthorityConfig>,
-    /// Any `BundlePublisher`s (built in: `disk`; others via WASM).
+    /// Any `BundlePublisher`s (built in: `disk`, `k8s_configmap`; others via WASM).
     pub bundle_publishers: Vec<PluginConfig>,
+    /// Any `Notifier`s (built in: `k8sbundle`).
+    pub notifiers: Vec<PluginConfig>,
 }
 
 /// `DataStore "sql"`.
@@ -159,9 +161,13 @@ const SERVER_KEYS: [&str; 16] = [
 const CATALOGUE: &Catalogue = &[
     (PluginKind::DataStore, &["sql"]),
     (PluginKind::KeyManager, &["memory", "disk"]),
-    (PluginKind::NodeAttestor, &["join_token", "x509pop"]),
+    (
+        PluginKind::NodeAttestor,
+        &["join_token", "x509pop", "k8s_psat"],
+    ),
     (PluginKind::UpstreamAuthority, &["disk"]),
-    (PluginKind::BundlePublisher, &["disk"]),
+    (PluginKind::BundlePublisher, &["disk", "k8s_configmap"]),
+    (PluginKind::Notifier, &["k8sbundle"]),
 ];
 
 impl ServerConfig {
@@ -266,6 +272,7 @@ fn read_server_plugins(ctx: Ctx<'_>, top: &Fields<'_>) -> Result<ServerPlugins, 
             .map(|p| read_upstream(ctx, p))
             .transpose()?,
         bundle_publishers: collect(PluginKind::BundlePublisher, 0)?,
+        notifiers: collect(PluginKind::Notifier, 0)?,
     })
 }
 

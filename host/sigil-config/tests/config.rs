@@ -513,3 +513,36 @@ fn expand_env_substitutes_and_unset_vars_become_empty() {
     assert_eq!(err.line(), Some(8), "{err}");
     assert!(err.to_string().contains("-expandEnv"), "{err}");
 }
+
+/// The `name: |` block of a ConfigMap in a manifest of `deploy/`, unindented.
+#[expect(
+    clippy::expect_used,
+    reason = "test set-up: a missing manifest must fail the test"
+)]
+fn manifest_block(manifest: &str, name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy")
+        .join(manifest);
+    let text = std::fs::read_to_string(&path).expect("read the manifest");
+    let header = format!("{name}: |");
+    let mut lines = text.lines().skip_while(|l| l.trim() != header);
+    let indent = lines
+        .next()
+        .map(|l| l.len() - l.trim_start().len())
+        .expect("the block")
+        + 2;
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() >= indent)
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_deployed_server_conf_loads() {
+    let text = manifest_block("base/30-server.yaml", "server.conf");
+    let config = ServerConfig::parse(&text, "deploy/base/30-server.yaml", false)
+        .expect("the server.conf of deploy/ loads");
+    assert_eq!(config.plugins.node_attestors[0].name, "k8s_psat");
+    assert_eq!(config.plugins.notifiers[0].name, "k8sbundle");
+}

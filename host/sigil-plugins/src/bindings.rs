@@ -96,6 +96,10 @@ impl publish_target::HostTarget for CallState {
         Ok(self.table.get(&target)?.describe())
     }
 
+    fn id(&mut self, target: Resource<PublishTarget>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&target)?.id().to_owned())
+    }
+
     fn write(
         &mut self,
         target: Resource<PublishTarget>,

@@ -10,6 +10,8 @@ const K8S_TEMPLATE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_templa
 
 /// The built-in `disk` bundle publisher.
 const DISK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/disk.wasm"));
+/// The built-in `k8s_configmap` bundle publisher.
+const K8S_CONFIGMAP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_configmap.wasm"));
 
 /// The built-in `join_token` node attestor, server and agent side.
 const JOIN_TOKEN_SERVER: &[u8] =
@@ -18,12 +20,16 @@ const JOIN_TOKEN_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/join_t
 /// The built-in `x509pop` node attestor, server and agent side.
 const X509POP_SERVER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/x509pop_server.wasm"));
 const X509POP_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/x509pop_agent.wasm"));
+/// The built-in `k8s_psat` node attestor, server and agent side.
+const K8S_PSAT_SERVER: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_psat_server.wasm"));
+const K8S_PSAT_AGENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_psat_agent.wasm"));
 
 /// The built-in node attestor (server side) named `name`.
 pub(crate) fn node_attestor_server(name: &str) -> Option<&'static [u8]> {
     match name {
         "join_token" => Some(JOIN_TOKEN_SERVER),
         "x509pop" => Some(X509POP_SERVER),
+        "k8s_psat" => Some(K8S_PSAT_SERVER),
         _ => None,
     }
 }
@@ -33,6 +39,7 @@ pub(crate) fn node_attestor_agent(name: &str) -> Option<&'static [u8]> {
     match name {
         "join_token" => Some(JOIN_TOKEN_AGENT),
         "x509pop" => Some(X509POP_AGENT),
+        "k8s_psat" => Some(K8S_PSAT_AGENT),
         _ => None,
     }
 }
@@ -58,6 +65,7 @@ pub(crate) fn id_renderer(name: &str) -> Option<&'static [u8]> {
 pub(crate) fn bundle_publisher(name: &str) -> Option<&'static [u8]> {
     match name {
         "disk" => Some(DISK),
+        "k8s_configmap" => Some(K8S_CONFIGMAP),
         _ => None,
     }
 }

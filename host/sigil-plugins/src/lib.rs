@@ -52,7 +52,7 @@ pub use host::PluginHost;
 pub use limits::{EPOCH_TICK, HostConfig, Limits};
 pub use node::{AttestationStep, AttestedNode, NodeAttestorAgent, NodeAttestorServer};
 pub use process::{ProcRoots, ProcessFacts};
-pub use publisher::{BundlePublisher, PublishTarget};
+pub use publisher::{BundlePublisher, ConfigMapTarget, PublishTarget};
 pub use renderer::{IdRenderer, NodeSpec, ObjectMeta, PodSpec, RenderInput};
 pub use spec::{PluginSource, PluginSpec};
 pub use workload::WorkloadAttestor;

@@ -11,23 +11,54 @@ use wasmtime::component::Resource;
 use crate::bindings::publisher::BundlePublisherPre;
 use crate::bindings::publisher::sigil::plugin::bundle_types::Bundle as WitBundle;
 use crate::call::{Core, run};
+use crate::capabilities::KubernetesAccess;
 use crate::error::PluginError;
 use crate::state::CallState;
 
 /// Where a bundle publisher may write: granted by the operator's configuration, never
 /// chosen by the plugin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum PublishTarget {
     /// One file, replaced atomically (a temporary file in the same directory, renamed).
     File(PathBuf),
+    /// One key of a Kubernetes ConfigMap, written by server-side apply (the ConfigMap is
+    /// created when missing; other keys are left alone).
+    ConfigMap(ConfigMapTarget),
+}
+
+/// A ConfigMap key in a cluster, with the server's access to that cluster.
+#[derive(Debug, Clone)]
+pub struct ConfigMapTarget {
+    /// The operator's name for this destination (the key in `clusters`), the plugin's `id`.
+    pub id: String,
+    /// The cluster's API server.
+    pub access: KubernetesAccess,
+    /// The ConfigMap's namespace.
+    pub namespace: String,
+    /// The ConfigMap's name.
+    pub name: String,
+    /// The key the bundle is written under.
+    pub key: String,
 }
 
 impl PublishTarget {
     /// What the plugin's `describe` returns.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         match self {
             PublishTarget::File(path) => format!("file {}", path.display()),
+            PublishTarget::ConfigMap(target) => format!(
+                "configmap {}/{} key {} ({})",
+                target.namespace, target.name, target.key, target.id
+            ),
+        }
+    }
+
+    /// What the plugin's `id` returns.
+    pub fn id(&self) -> &str {
+        match self {
+            PublishTarget::File(_) => "",
+            PublishTarget::ConfigMap(target) => &target.id,
         }
     }
 
@@ -36,6 +67,14 @@ impl PublishTarget {
         match self {
             PublishTarget::File(path) => replace_file(path, contents)
                 .map_err(|e| format!("cannot write {}: {e}", path.display())),
+            PublishTarget::ConfigMap(target) => {
+                let text = std::str::from_utf8(contents)
+                    .map_err(|_| "a ConfigMap's data must be text (UTF-8)".to_owned())?;
+                target
+                    .access
+                    .apply_config_map(&target.namespace, &target.name, &target.key, text)
+                    .map_err(|e| format!("{}: {e}", self.describe()))
+            }
         }
     }
 }

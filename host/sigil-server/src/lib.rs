@@ -18,6 +18,8 @@ mod api_error;
 mod error;
 mod health;
 mod listen;
+mod node_attestors;
+mod publishers;
 mod setup;
 mod tls;
 mod tokens;

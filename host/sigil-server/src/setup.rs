@@ -11,16 +11,15 @@ use sigil_ca::{
     Subject, UpstreamDiskConfig,
 };
 use sigil_clock::SystemClock;
-use sigil_config::{DatabaseType, KeyManagerConfig, PluginSource, ServerConfig};
+use sigil_config::{DatabaseType, KeyManagerConfig, ServerConfig};
 use sigil_entrycache::{CacheConfig, EntryCache};
-use sigil_plugins::{Grants, HostConfig, NodeAttestorServer, PluginHost, PluginSpec};
+use sigil_plugins::{HostConfig, NodeAttestorServer, PluginHost};
 use sigil_store::{DataStore, DataStoreCaStorage};
 use sigil_types::TrustDomain;
-use tokio::runtime::Handle;
 use tokio::sync::watch;
 
 use crate::error::ServerError;
-use crate::tokens::{StoreTokens, now};
+use crate::tokens::now;
 
 /// How often the entry cache polls the event log (PostgreSQL notifications wake it sooner).
 const CACHE_POLL: Duration = Duration::from_secs(1);
@@ -71,29 +70,8 @@ impl Server {
         let plugins = PluginHost::new(
             HostConfig::default().with_artifact_cache(data_dir.join("plugin-cache")),
         )?;
-        let mut node_attestors = BTreeMap::new();
-        for plugin in &config.plugins.node_attestors {
-            let spec = match &plugin.source {
-                PluginSource::Builtin => PluginSpec::builtin(&plugin.name, &plugin.data_text),
-                PluginSource::Wasm { path, checksum } => {
-                    let spec = PluginSpec::file(&plugin.name, path, &plugin.data_text);
-                    match checksum {
-                        Some(sum) => spec.with_checksum(sum),
-                        None => spec,
-                    }
-                }
-            };
-            let spec = if plugin.name == "join_token" {
-                spec.with_grants(Grants::default().with_join_tokens(Arc::new(StoreTokens {
-                    store: store.clone(),
-                    runtime: Handle::current(),
-                })))
-            } else {
-                spec
-            };
-            let loaded = plugins.load_node_attestor_server(&config.trust_domain, &spec)?;
-            node_attestors.insert(plugin.name.clone(), loaded);
-        }
+        let node_attestors = crate::node_attestors::load(&config, &plugins, &store)?;
+        let publishers = crate::publishers::load(&config, &plugins)?;
 
         let cache =
             EntryCache::load(store.as_ref(), &config.trust_domain, CacheConfig::default()).await?;
@@ -120,6 +98,12 @@ impl Server {
             ca.clone(),
             Arc::new(SystemClock),
             DEFAULT_ROTATION_INTERVAL,
+        ));
+        tokio::spawn(crate::publishers::run(
+            publishers,
+            store.clone(),
+            config.trust_domain.clone(),
+            stopped.clone(),
         ));
         let mut stopped_rotation = stopped;
         tokio::spawn(async move {

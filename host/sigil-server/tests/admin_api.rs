@@ -24,18 +24,6 @@ mod entry_rules;
 use harness::{Harness, admin_channel, cli, create_entry, start, token};
 use wire::federation_relationship::BundleEndpointProfile as Profile;
 
-/// A self-signed CA certificate, DER.
-fn ca_der() -> Vec<u8> {
-    let key = rcgen::KeyPair::generate().expect("key");
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params
-        .self_signed(&key)
-        .expect("certificate")
-        .der()
-        .to_vec()
-}
-
 fn relationship(trust_domain: &str, url: &str) -> wire::FederationRelationship {
     wire::FederationRelationship {
         trust_domain: trust_domain.into(),
@@ -198,7 +186,7 @@ async fn generated_clients_list_entries_and_manage_federation_and_bundles() {
         .await
         .expect("GetBundle")
         .into_inner();
-    let extra = ca_der();
+    let extra = sigil_testkit::certs::self_signed_ca_der();
     let appended = bundles
         .append_bundle(bundle_api::AppendBundleRequest {
             x509_authorities: vec![wire::X509Certificate {
@@ -222,7 +210,7 @@ async fn generated_clients_list_entries_and_manage_federation_and_bundles() {
             bundle: vec![wire::Bundle {
                 trust_domain: "other.org".into(),
                 x509_authorities: vec![wire::X509Certificate {
-                    asn1: ca_der(),
+                    asn1: sigil_testkit::certs::self_signed_ca_der(),
                     ..Default::default()
                 }],
                 ..Default::default()
@@ -453,7 +441,7 @@ async fn bad_api_input_is_refused_by_name_and_changes_nothing() {
         .append_bundle(bundle_api::AppendBundleRequest {
             x509_authorities: vec![
                 wire::X509Certificate {
-                    asn1: ca_der(),
+                    asn1: sigil_testkit::certs::self_signed_ca_der(),
                     ..Default::default()
                 },
                 wire::X509Certificate {
@@ -481,7 +469,7 @@ async fn bad_api_input_is_refused_by_name_and_changes_nothing() {
                 wire::Bundle {
                     trust_domain: "example.org".into(),
                     x509_authorities: vec![wire::X509Certificate {
-                        asn1: ca_der(),
+                        asn1: sigil_testkit::certs::self_signed_ca_der(),
                         ..Default::default()
                     }],
                     ..Default::default()

@@ -94,3 +94,15 @@ pub fn verify_chain(chain: &[Vec<u8>], roots: &[pem::Pem]) {
     let now = x509_parser::time::ASN1Time::now();
     assert!(parse(&chain[0]).validity().is_valid_at(now));
 }
+
+/// A fresh self-signed CA certificate, DER: an authority to add to a bundle.
+pub fn self_signed_ca_der() -> Vec<u8> {
+    let key = KeyPair::generate().expect("CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .self_signed(&key)
+        .expect("CA certificate")
+        .der()
+        .to_vec()
+}

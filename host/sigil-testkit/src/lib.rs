@@ -1,6 +1,7 @@
 //! What the tests of several sigil crates share, in one place: the daemons as real processes
 //! ([`process`]), the server in process (module `server`, feature `server`), loopback ports without
-//! the bind-and-release race ([`ports`]), certificates made at test time ([`certs`]), a
+//! the bind-and-release race ([`ports`]), certificates made at test time ([`certs`]), a pod's container cgroup for
+//! a real process ([`cgroup`]), a
 //! PostgreSQL schema per test ([`postgres`]), an HTTP(S) server for stand-ins ([`https`]) and
 //! the Kubernetes stand-ins (module `kube`, feature `kube`); [`conf`] writes the servers'
 //! configuration.
@@ -15,6 +16,7 @@
 )]
 
 pub mod certs;
+pub mod cgroup;
 pub mod conf;
 pub mod https;
 #[cfg(feature = "kube")]

@@ -2,8 +2,9 @@
 //! the file the operator granted, as PEM (`format = "pem"`) or as a SPIFFE bundle document
 //! (`format = "spiffe"`, a JWK set with SPIFFE's extensions).
 //!
-//! The file is not named in `plugin_data`: it is the publish target the host grants, so
-//! the plugin can write nowhere else. Configuration (`plugin_data`, HCL attributes):
+//! The plugin never opens a file itself: the server grants `file_path` as its publish
+//! target, so the plugin can write nowhere else. Configuration (`plugin_data`, HCL
+//! attributes): `file_path = "…"` (required, read by the server) and
 //! `format = "pem" | "spiffe"` (required). Any other key is refused.
 
 use sigil_pdk::{Bundle, BundlePublisher, PluginError, Target};
@@ -32,6 +33,9 @@ impl BundlePublisher for Disk {
             let (key, value) = line
                 .split_once('=')
                 .ok_or_else(|| invalid("plugin_data: expected `format = \"pem\"`".into()))?;
+            if key.trim() == "file_path" {
+                continue;
+            }
             if key.trim() != "format" {
                 return Err(invalid(format!(
                     "plugin_data: unknown key {:?}",

@@ -238,71 +238,21 @@ pub(crate) struct BundleSite {
 
 impl BundleSite {
     pub(crate) async fn start(dir: &Path, document: Vec<u8>) -> BundleSite {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).expect("CA");
-        let issuer = Issuer::from_params(&ca_params, &ca_key);
-        let key = KeyPair::generate().expect("key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
-        let cert = params.signed_by(&key, &issuer).expect("site certificate");
+        use sigil_testkit::https::{Request, Response, TestServer, TestTls};
+        let tls = TestTls::new();
         let ca_path = dir.join("site-ca.pem");
-        std::fs::write(&ca_path, ca.pem()).expect("write CA");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("key"),
-        )
-        .expect("TLS config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        let document = Arc::new(document);
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (acceptor, document) = (acceptor.clone(), document.clone());
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(stream).await else {
-                        return;
-                    };
-                    let mut head = Vec::new();
-                    let mut buffer = [0u8; 1024];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buffer[..n]),
-                        }
-                    }
-                    let found = head.starts_with(b"GET /bundle ");
-                    let (status, body): (&str, &[u8]) = if found {
-                        ("200 OK", &document)
-                    } else {
-                        ("404 Not Found", b"")
-                    };
-                    let reply = format!(
-                        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = tls.write_all(reply.as_bytes()).await;
-                    let _ = tls.write_all(body).await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-        BundleSite { port, ca: ca_path }
+        std::fs::write(&ca_path, &tls.ca_pem).expect("write CA");
+        let site = TestServer::tls(
+            &tls,
+            Arc::new(move |request: &Request| match request.path() {
+                "/bundle" if request.method == "GET" => Response::json(200, document.clone()),
+                _ => Response::json(404, ""),
+            }),
+        );
+        BundleSite {
+            port: site.port(),
+            ca: ca_path,
+        }
     }
 }
 

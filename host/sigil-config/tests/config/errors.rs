@@ -140,7 +140,7 @@ fn unknown_plugin_name_and_kind() {
     assert_eq!(
         err.to_string(),
         "server.conf:14: plugins.NodeAttestor.aws_iid: unknown NodeAttestor plugin \"aws_iid\" \
-         (built-in: join_token, x509pop; load any other with plugin_wasm = \"/path/plugin.wasm\")"
+         (built-in: join_token, x509pop, k8s_psat; load any other with plugin_wasm = \"/path/plugin.wasm\")"
     );
     let err = server_error(&server_with(
         "KeyManager \"memory\"",
@@ -151,14 +151,24 @@ fn unknown_plugin_name_and_kind() {
         "server.conf:13: plugins.KeyManager.aws_kms: unknown KeyManager plugin \"aws_kms\" \
          (accepted: memory, disk)"
     );
+    // Notifier is SPIRE's k8sbundle only (run as the k8s_configmap publisher).
     let err = server_error(&server_with(
         "  NodeAttestor \"join_token\" {}",
-        "  NodeAttestor \"join_token\" {}\n  Notifier \"k8sbundle\" {}",
+        "  NodeAttestor \"join_token\" {}\n  Notifier \"gcs_bundle\" {}",
     ));
     assert_eq!(
         err.to_string(),
-        "server.conf:15: plugins.Notifier: unknown plugin type (accepted here: DataStore, \
-         KeyManager, NodeAttestor, UpstreamAuthority, BundlePublisher)"
+        "server.conf:15: plugins.Notifier.gcs_bundle: unknown Notifier plugin \"gcs_bundle\" \
+         (accepted: k8sbundle)"
+    );
+    let err = server_error(&server_with(
+        "  NodeAttestor \"join_token\" {}",
+        "  NodeAttestor \"join_token\" {}\n  SVIDStore \"aws_secretsmanager\" {}",
+    ));
+    assert_eq!(
+        err.to_string(),
+        "server.conf:15: plugins.SVIDStore: unknown plugin type (accepted here: DataStore, \
+         KeyManager, NodeAttestor, UpstreamAuthority, BundlePublisher, Notifier)"
     );
     // WorkloadAttestor is an agent plugin.
     let err = server_error(&server_with(

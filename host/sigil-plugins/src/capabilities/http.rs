@@ -92,24 +92,31 @@ pub(crate) fn pem_roots(pem_text: &[u8]) -> Result<RootCerts, String> {
     Ok(RootCerts::Specific(Arc::new(certificates)))
 }
 
-/// Send `request` with `agent`, giving up after `timeout`; the body is cut at `max_body`
-/// bytes.
+/// Send a plugin's `request` with `agent`, giving up after `timeout`; the body is cut at
+/// `max_body` bytes. Plugins may use `GET`, `POST`, `PUT` and `DELETE`.
 pub(crate) fn send(
     agent: &Agent,
     request: Request,
     max_body: usize,
     timeout: Duration,
 ) -> Result<Response, FetchError> {
-    let method = match request.method.as_str() {
-        "GET" | "POST" | "PUT" | "DELETE" => request.method.as_str(),
-        other => {
-            return Err(FetchError::Denied(format!(
-                "method {other:?} is not allowed"
-            )));
-        }
-    };
+    match request.method.as_str() {
+        "GET" | "POST" | "PUT" | "DELETE" => send_request(agent, request, max_body, timeout),
+        other => Err(FetchError::Denied(format!(
+            "method {other:?} is not allowed"
+        ))),
+    }
+}
+
+/// [`send`] for requests the host makes itself (the Kubernetes API's `PATCH`), any method.
+pub(crate) fn send_request(
+    agent: &Agent,
+    request: Request,
+    max_body: usize,
+    timeout: Duration,
+) -> Result<Response, FetchError> {
     let mut builder = ureq::http::Request::builder()
-        .method(method)
+        .method(request.method.as_str())
         .uri(&request.url);
     for (name, value) in &request.headers {
         builder = builder.header(name, value);

@@ -14,7 +14,7 @@ use ureq::tls::{Certificate, ClientCert, PrivateKey, TlsConfig, TlsProvider};
 use zeroize::Zeroizing;
 
 use super::CapabilityError;
-use super::http::{Request, agent, agent_with, aws_lc_provider, pem_roots, send};
+use super::http::{Request, agent, agent_with, aws_lc_provider, pem_roots, send_request};
 
 /// Where the in-cluster service account's files are.
 const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -243,6 +243,54 @@ impl KubernetesAccess {
         Ok(self.call("GET", &url, Vec::new())?.to_string())
     }
 
+    /// Set `key` of the ConfigMap `namespace`/`name` to `value` by server-side apply
+    /// (field manager `sigil-server`, forced, as SPIRE's k8s_configmap applies): the
+    /// ConfigMap is created when missing and its other keys are left alone.
+    pub(crate) fn apply_config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), CapabilityError> {
+        check_name("namespace", namespace)?;
+        check_name("ConfigMap name", name)?;
+        let valid_key = !key.is_empty()
+            && key.len() <= 253
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid_key {
+            return Err(CapabilityError::Invalid(format!(
+                "{key:?} is not a ConfigMap key"
+            )));
+        }
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": name, "namespace": namespace },
+            "data": { key: value },
+        });
+        let url = format!(
+            "{}/api/v1/namespaces/{namespace}/configmaps/{name}?fieldManager=sigil-server&force=true",
+            self.api_server
+        );
+        let mut headers = vec![(
+            "Content-Type".to_owned(),
+            "application/apply-patch+yaml".to_owned(),
+        )];
+        call_json_with(
+            &self.agent,
+            self.timeout,
+            "PATCH",
+            &url,
+            self.token.as_ref(),
+            body.to_string().into_bytes(),
+            &mut headers,
+        )
+        .map(|_| ())
+    }
+
     /// The node `name`, as JSON.
     pub(crate) fn node(&self, name: &str) -> Result<String, CapabilityError> {
         check_name("node name", name)?;
@@ -346,10 +394,21 @@ fn call_json(
     token: Option<&BearerToken>,
     body: Vec<u8>,
 ) -> Result<Value, CapabilityError> {
-    let mut headers = vec![
-        ("Accept".to_owned(), "application/json".to_owned()),
-        ("Content-Type".to_owned(), "application/json".to_owned()),
-    ];
+    let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+    call_json_with(agent, timeout, method, url, token, body, &mut headers)
+}
+
+/// [`call_json`] with the request's `headers` (its content type) given.
+fn call_json_with(
+    agent: &Agent,
+    timeout: Duration,
+    method: &str,
+    url: &str,
+    token: Option<&BearerToken>,
+    body: Vec<u8>,
+    headers: &mut Vec<(String, String)>,
+) -> Result<Value, CapabilityError> {
+    headers.push(("Accept".to_owned(), "application/json".to_owned()));
     match token {
         Some(BearerToken::File(path)) => {
             let token = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
@@ -374,10 +433,10 @@ fn call_json(
     let request = Request {
         method: method.to_owned(),
         url: url.to_owned(),
-        headers,
+        headers: std::mem::take(headers),
         body,
     };
-    let response = send(agent, request, MAX_RESPONSE, timeout)?;
+    let response = send_request(agent, request, MAX_RESPONSE, timeout)?;
     match response.status {
         200..=299 => serde_json::from_slice(&response.body).map_err(|e| {
             CapabilityError::Unavailable(format!("{url}: the answer is not JSON: {e}"))

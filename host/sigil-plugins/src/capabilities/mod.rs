@@ -41,6 +41,17 @@ pub(crate) enum CapabilityError {
     Unavailable(String),
 }
 
+impl std::fmt::Display for CapabilityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CapabilityError::Invalid(m)
+            | CapabilityError::Denied(m)
+            | CapabilityError::NotFound(m)
+            | CapabilityError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
 /// What one plugin may reach beyond its sandbox. Empty by default: a plugin gets `log`,
 /// the resources its world hands it, and the pure `x509` checks, nothing else.
 #[derive(Clone, Default)]

@@ -10,6 +10,7 @@ mod builtin_nodes;
 mod capabilities;
 mod conformance;
 mod k8s;
+mod k8s_psat;
 mod limits;
 mod loading;
 mod node;

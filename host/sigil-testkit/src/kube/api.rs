@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusDetails};
 
 use crate::https::{Request, Response, TestServer, TestTls};
@@ -46,8 +46,13 @@ struct State {
     tokens: HashMap<String, ServiceAccountToken>,
     pods: BTreeMap<(String, String), Pod>,
     nodes: BTreeMap<String, Node>,
+    config_maps: BTreeMap<(String, String), ConfigMap>,
     /// When set, TokenReview answers this status code with a `Status` body.
     review_failure: Option<u16>,
+    /// When set, ConfigMap writes answer this status code.
+    config_map_failure: Option<u16>,
+    /// The last resourceVersion handed out.
+    resource_version: u64,
 }
 
 impl ApiServer {
@@ -125,6 +130,19 @@ impl ApiServer {
         self.lock().nodes.insert(name, node);
     }
 
+    /// The ConfigMap `namespace`/`name`, if one was applied.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+        self.lock()
+            .config_maps
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Make ConfigMap writes fail with `code` (`None`: work again).
+    pub fn fail_config_map_writes(&self, code: Option<u16>) {
+        self.lock().config_map_failure = code;
+    }
+
     /// Make TokenReview fail with `code` (`None`: work again).
     pub fn fail_token_reviews(&self, code: Option<u16>) {
         self.lock().review_failure = code;
@@ -168,6 +186,18 @@ fn route(state: &mut State, request: &Request) -> Response {
                 None => not_found("pods", name),
             }
         }
+        ("PATCH", ["api", "v1", "namespaces", namespace, "configmaps", name]) => {
+            apply_config_map(state, request, namespace, name)
+        }
+        ("GET", ["api", "v1", "namespaces", namespace, "configmaps", name]) => {
+            match state
+                .config_maps
+                .get(&((*namespace).to_owned(), (*name).to_owned()))
+            {
+                Some(map) => json(200, map),
+                None => not_found("configmaps", name),
+            }
+        }
         ("GET", ["api", "v1", "nodes", name]) => match state.nodes.get(*name) {
             Some(node) => json(200, node),
             None => not_found("nodes", name),
@@ -179,6 +209,69 @@ fn route(state: &mut State, request: &Request) -> Response {
             None,
         ),
     }
+}
+
+/// Server-side apply of a ConfigMap (`PATCH` with `application/apply-patch+yaml` and a
+/// `fieldManager`): created when missing, the applied `data` keys set, others kept. (A
+/// real API server tracks field ownership; one manager is all the tests use.)
+fn apply_config_map(state: &mut State, request: &Request, namespace: &str, name: &str) -> Response {
+    if let Some(code) = state.config_map_failure {
+        return status(code, "InternalError", "the ConfigMap write failed", None);
+    }
+    if request.header("content-type") != Some("application/apply-patch+yaml") {
+        return status(
+            415,
+            "UnsupportedMediaType",
+            "the body of a PATCH must be one of the patch types",
+            None,
+        );
+    }
+    if request.query("fieldManager").is_none_or(str::is_empty) {
+        return status(
+            422,
+            "Invalid",
+            "fieldManager is required for apply requests",
+            None,
+        );
+    }
+    // JSON is YAML: every client here sends JSON.
+    let Ok(applied) = serde_json::from_slice::<ConfigMap>(&request.body) else {
+        return status(400, "BadRequest", "the body is not a ConfigMap", None);
+    };
+    if applied.metadata.name.as_deref() != Some(name)
+        || applied
+            .metadata
+            .namespace
+            .as_deref()
+            .is_some_and(|n| n != namespace)
+    {
+        return status(
+            400,
+            "BadRequest",
+            "the name or namespace does not match the path",
+            None,
+        );
+    }
+    state.resource_version += 1;
+    let version = state.resource_version.to_string();
+    let stored = state
+        .config_maps
+        .entry((namespace.to_owned(), name.to_owned()))
+        .or_insert_with(|| ConfigMap {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: Some(namespace.to_owned()),
+                uid: Some(uuid::Uuid::new_v4().to_string()),
+                ..Default::default()
+            },
+            ..ConfigMap::default()
+        });
+    stored
+        .data
+        .get_or_insert_with(BTreeMap::new)
+        .extend(applied.data.unwrap_or_default());
+    stored.metadata.resource_version = Some(version);
+    json(200, &*stored)
 }
 
 /// `authentication.k8s.io/v1` TokenReview with the API server's semantics: an unknown
