@@ -33,6 +33,9 @@ pub enum ControllerError {
     /// The entry API.
     #[error(transparent)]
     EntryApi(#[from] EntryApiError),
+    /// The rendering task died.
+    #[error("rendering entries: {0}")]
+    Render(String),
 }
 
 /// What one reconcile did.
@@ -136,7 +139,16 @@ impl Controller {
 
     async fn reconcile_once(&self, stores: &Stores) -> Result<Outcome, ControllerError> {
         let snapshot = stores.snapshot();
-        let mut declaration = core::declare(&self.config, &snapshot, &*self.templates);
+        // Rendering runs WASM calls, synchronous and CPU-bound: off the async workers.
+        let (config, templates, view) = (
+            self.config.clone(),
+            self.templates.clone(),
+            snapshot.clone(),
+        );
+        let mut declaration =
+            tokio::task::spawn_blocking(move || core::declare(&config, &view, &*templates))
+                .await
+                .map_err(|e| ControllerError::Render(e.to_string()))?;
         for problem in &declaration.problems {
             tracing::warn!("{problem}");
         }

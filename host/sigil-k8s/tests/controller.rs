@@ -2,6 +2,11 @@
 //! stand-in, not a cluster) serving list and watch over HTTPS, an in-process sigil server
 //! with its admin socket, and the controller between them, as it runs in a cluster.
 
+#![expect(
+    clippy::expect_used,
+    reason = "test helpers outside #[test] functions: a failed setup step must fail the test"
+)]
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -272,4 +277,75 @@ async fn entries_of_others_are_left_alone_and_static_entries_applied() {
     }
     let _ = stop.send(());
     running.await.expect("join").expect("controller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reads_its_config_file_and_the_kubeconfig() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = InProcessServer::start(dir.path()).await;
+    let api = ApiServer::start();
+    api.put("namespaces", namespace("prod"));
+    api.put_node(node("node-1", "node-uid-1", &[]));
+    api.put("clusterspiffeids", istio_cluster_spiffe_id());
+    api.put_pod(pod(
+        "prod",
+        "web",
+        "uid-web",
+        "node-1",
+        "10.0.0.1",
+        &[(MESH_LABEL, "true")],
+    ));
+    let kubeconfig = api.write_kubeconfig(dir.path());
+    let config = dir.path().join("controller-manager-config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "apiVersion: spire.spiffe.io/v1alpha1\nkind: ControllerManagerConfig\n\
+             metrics:\n  bindAddress: 127.0.0.1:8082\n\
+             clusterName: demo\ntrustDomain: example.org\n\
+             ignoreNamespaces:\n  - kube-system\n\
+             spireServerSocketPath: {}\n",
+            server.socket.display()
+        ),
+    )
+    .expect("write the config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sigil-controller"))
+        .arg("--config")
+        .arg(&config)
+        .env("KUBECONFIG", &kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sigil-controller");
+    let entries = EntryApi::connect(&server.socket).expect("entry api");
+    let (now, _) = wait_for(&entries, "the pod's entry", |e| {
+        !with_pod_uid(e, "uid-web").is_empty()
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0].spiffe_id, "spiffe://example.org/ns/prod/sa/default");
+}
+
+#[test]
+fn the_binary_names_a_bad_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(
+        &config,
+        "trustDomain: example.org\nignoreNamespaces: [\"(\"]\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigil-controller"))
+        .arg(format!("-config={}", config.display()))
+        .output()
+        .expect("run sigil-controller");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ignore namespaces regex"), "{stderr}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sigil-controller"))
+        .output()
+        .expect("run sigil-controller");
+    assert_eq!(out.status.code(), Some(2));
 }
