@@ -119,13 +119,18 @@ pub struct ControllerConfig {
 }
 
 impl ControllerConfig {
-    /// Read and check the file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+    /// Read and check the file at `path`; with `expand_env`, `$VAR` and `${VAR}` are
+    /// replaced by the environment first (upstream's `-expand-env`).
+    pub fn load(path: &Path, expand_env: bool) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text)
+        if expand_env {
+            Self::parse(&expand(&text, |name| std::env::var(name).ok()))
+        } else {
+            Self::parse(&text)
+        }
     }
 
     /// Parse and check a configuration.
@@ -231,6 +236,47 @@ impl ControllerConfig {
     }
 }
 
+/// Go's `os.Expand`: `${name}`, `$name` (letters, digits, `_`) and the one-character shell
+/// names (`$1`, `$*`, …) are replaced by `lookup` (unset: empty); `${}` is dropped; any
+/// other `$` is kept.
+pub fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, used) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                // Unterminated: Go drops the `{`; keep the text instead of losing it.
+                None => {
+                    out.push('$');
+                    rest = after;
+                    continue;
+                }
+            }
+        } else if after.starts_with(|c: char| "*#$@!?-".contains(c) || c.is_ascii_digit()) {
+            (&after[..1], 1)
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            if end == 0 {
+                out.push('$');
+                rest = after;
+                continue;
+            }
+            (&after[..end], end)
+        };
+        if !name.is_empty() {
+            out.push_str(&lookup(name).unwrap_or_default());
+        }
+        rest = &after[used..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn add_dot_suffix(value: String) -> String {
     if value.is_empty() || value.ends_with('.') {
         value
@@ -284,6 +330,33 @@ mod tests {
         assert!(config.reconcile.cluster_spiffe_ids && !config.reconcile.cluster_static_entries);
         assert_eq!(config.entry_id_prefix, "sigil.");
         assert_eq!(config.entry_id_prefix_cleanup.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn environment_expansion_follows_go() {
+        let env = |name: &str| match name {
+            "TD" => Some("example.org".to_owned()),
+            "CLUSTER_NAME" => Some("demo".to_owned()),
+            "1" => Some("one".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            expand("trustDomain: $TD\nclusterName: ${CLUSTER_NAME}-x\n", env),
+            "trustDomain: example.org\nclusterName: demo-x\n"
+        );
+        assert_eq!(
+            expand("a $UNSET b ${} c $1 d $ e ${open", env),
+            "a  b  c one d $ e ${open"
+        );
+        let config = ControllerConfig::parse(&expand(
+            "trustDomain: ${TD}\nclusterName: $CLUSTER_NAME\n",
+            env,
+        ))
+        .expect("parse");
+        assert_eq!(
+            (config.trust_domain.as_str(), config.cluster_name.as_str()),
+            ("example.org", "demo")
+        );
     }
 
     #[test]

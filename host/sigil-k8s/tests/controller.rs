@@ -302,7 +302,7 @@ async fn the_binary_reads_its_config_file_and_the_kubeconfig() {
         format!(
             "apiVersion: spire.spiffe.io/v1alpha1\nkind: ControllerManagerConfig\n\
              metrics:\n  bindAddress: 127.0.0.1:8082\n\
-             clusterName: demo\ntrustDomain: example.org\n\
+             clusterName: ${{SIGIL_TEST_CLUSTER}}\ntrustDomain: example.org\n\
              ignoreNamespaces:\n  - kube-system\n\
              spireServerSocketPath: {}\n",
             server.socket.display()
@@ -312,7 +312,9 @@ async fn the_binary_reads_its_config_file_and_the_kubeconfig() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sigil-controller"))
         .arg("--config")
         .arg(&config)
+        .arg("-expand-env")
         .env("KUBECONFIG", &kubeconfig)
+        .env("SIGIL_TEST_CLUSTER", "demo")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -326,6 +328,11 @@ async fn the_binary_reads_its_config_file_and_the_kubeconfig() {
     let _ = child.wait();
     assert_eq!(now.len(), 1, "{now:?}");
     assert_eq!(now[0].spiffe_id, "spiffe://example.org/ns/prod/sa/default");
+    // The cluster name came from the environment.
+    assert_eq!(
+        now[0].parent_id,
+        "spiffe://example.org/spire/agent/k8s_psat/demo/node-uid-1"
+    );
 }
 
 #[test]

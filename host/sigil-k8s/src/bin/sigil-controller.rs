@@ -1,5 +1,6 @@
-//! `sigil-controller --config <file>`: the registration controller on its own, reading
-//! spire-controller-manager's configuration file and talking to the server's admin socket.
+//! `sigil-controller --config <file> [--expand-env]`: the registration controller on its
+//! own, reading spire-controller-manager's configuration file (and flags) and talking to
+//! the server's admin socket.
 //! Kubernetes credentials come from the pod (in cluster) or `KUBECONFIG`.
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use sigil_k8s::{Controller, ControllerConfig, EntryApi, PluginTemplates};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: sigil-controller --config <ControllerManagerConfig file>");
+    eprintln!("usage: sigil-controller --config <ControllerManagerConfig file> [--expand-env]");
     ExitCode::from(2)
 }
 
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     // Go's flag package accepts both `-config` and `--config`, with `=` or a space.
     let mut args = std::env::args().skip(1);
     let mut config_path: Option<PathBuf> = None;
+    let mut expand_env = false;
     while let Some(arg) = args.next() {
         let flag = arg.trim_start_matches('-');
         match flag.split_once('=') {
@@ -30,6 +32,16 @@ fn main() -> ExitCode {
             None if flag == "config" => match args.next() {
                 Some(value) => config_path = Some(value.into()),
                 None => return usage(),
+            },
+            // A Go boolean flag: bare, or `=true`/`=false`.
+            None if flag == "expand-env" => expand_env = true,
+            Some(("expand-env", value)) => match value {
+                "true" | "1" | "t" | "T" | "TRUE" | "True" => expand_env = true,
+                "false" | "0" | "f" | "F" | "FALSE" | "False" => expand_env = false,
+                _ => {
+                    eprintln!("invalid boolean value {value:?} for -expand-env");
+                    return usage();
+                }
             },
             _ => {
                 eprintln!("unknown argument {arg:?}");
@@ -40,7 +52,7 @@ fn main() -> ExitCode {
     let Some(config_path) = config_path else {
         return usage();
     };
-    let config = match ControllerConfig::load(&config_path) {
+    let config = match ControllerConfig::load(&config_path, expand_env) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("unable to load the config file: {e}");
