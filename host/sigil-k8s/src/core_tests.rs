@@ -388,10 +388,40 @@ fn spec_fields_are_carried_and_bad_specs_zero_the_status() {
 }
 
 #[test]
-fn template_actions_outside_the_spiffe_id_are_refused_by_name() {
+fn dns_name_and_selector_templates_render_their_actions() {
     let mut snapshot = cluster();
     let mut spec = istio("mesh");
-    spec.dns_name_templates = vec!["{{ .PodMeta.Name }}.svc".into()];
+    spec.dns_name_templates = vec![
+        "{{ .PodMeta.Name }}.{{ .PodMeta.Namespace }}.svc".into(),
+        "{{ .PodSpec.NodeName }}-{{ .ClusterName }}".into(),
+    ];
+    spec.workload_selector_templates = vec![
+        "k8s:ns:{{ .PodMeta.Namespace }}".into(),
+        "k8s:sa:{{ .PodSpec.ServiceAccountName }}".into(),
+    ];
+    snapshot.cluster_spiffe_ids = vec![csid("istio", spec)];
+    let declaration = declare(&config(""), &snapshot, templates());
+    let got = entries(&declaration);
+    assert_eq!(got.len(), 1, "{:?}", declaration.problems);
+    assert_eq!(got[0].dns_names, ["web.prod.svc", "n1-demo"]);
+    assert_eq!(
+        got[0].selectors[1..],
+        [
+            ("k8s".to_owned(), "ns:prod".to_owned()),
+            ("k8s".to_owned(), "sa:web-sa".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn a_template_value_that_cannot_be_carried_is_refused_by_name() {
+    let mut snapshot = cluster();
+    let mut annotated = (*snapshot.pods[0]).clone();
+    annotated.metadata.annotations = labels(&[("team", "a:b c")]);
+    snapshot.pods[0] = Arc::new(annotated);
+    let mut spec = istio("mesh");
+    spec.workload_selector_templates =
+        vec!["k8s:pod-annotation:{{ index .PodMeta.Annotations \"team\" }}".into()];
     snapshot.cluster_spiffe_ids = vec![csid("istio", spec)];
     let declaration = declare(&config(""), &snapshot, templates());
     assert!(declaration.entries.is_empty());
@@ -402,7 +432,17 @@ fn template_actions_outside_the_spiffe_id_are_refused_by_name() {
         1
     );
     assert!(
-        declaration.problems[0].contains("dnsNameTemplates"),
+        declaration.problems[0].contains("workload selector")
+            && declaration.problems[0].contains("valid in a SPIFFE ID path"),
+        "{:?}",
+        declaration.problems
+    );
+    let mut spec = istio("mesh");
+    spec.dns_name_templates = vec!["{{ .PodMeta.Name".into()];
+    snapshot.cluster_spiffe_ids = vec![csid("istio", spec)];
+    let declaration = declare(&config(""), &snapshot, templates());
+    assert!(
+        declaration.problems[0].contains("not closed"),
         "{:?}",
         declaration.problems
     );

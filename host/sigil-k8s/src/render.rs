@@ -66,18 +66,44 @@ impl Templates for PluginTemplates {
             .ok_or_else(|| format!("template {template:?} renders no SPIFFE ID for this pod"))
     }
 
-    /// Only literal text: the plugin renders SPIFFE IDs, and DNS names or selectors are
-    /// not SPIFFE IDs. A template with actions is refused, by name.
-    fn text(&self, template: &str, _data: &TemplateData) -> Result<String, String> {
-        if template.contains("{{") {
-            return Err(format!(
-                "template {template:?}: template actions in dnsNameTemplates and \
-                 workloadSelectorTemplates are not supported yet (literal text is)"
-            ));
+    /// The plugin renders SPIFFE IDs only, so each action is rendered on its own as the
+    /// last path segment of a SPIFFE ID and taken back out: values that are valid in a
+    /// SPIFFE ID path (Kubernetes names, label values, DNS labels) render; others fail,
+    /// named. Text between actions is kept as written.
+    fn text(&self, template: &str, data: &TemplateData) -> Result<String, String> {
+        let mut out = String::with_capacity(template.len());
+        let mut rest = template;
+        while let Some(start) = rest.find("{{") {
+            out.push_str(&rest[..start]);
+            let end = rest[start..]
+                .find("}}")
+                .map(|at| start + at + 2)
+                .ok_or_else(|| format!("template {template:?}: an action is not closed"))?;
+            let action = &rest[start..end];
+            let carrier = format!("spiffe://{}/{VALUE_MARK}{action}", data.trust_domain.name());
+            let id = self.spiffe_id(&carrier, data).map_err(|e| {
+                format!(
+                    "template {template:?}: {action} renders no value usable here (only values \
+                     valid in a SPIFFE ID path are supported in DNS name and selector \
+                     templates): {e}"
+                )
+            })?;
+            let value = id
+                .path()
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(VALUE_MARK))
+                .ok_or_else(|| format!("template {template:?}: {action} rendered {id}"))?;
+            out.push_str(value);
+            rest = &rest[end..];
         }
-        Ok(template.to_owned())
+        out.push_str(rest);
+        Ok(out)
     }
 }
+
+/// Leads the rendered value in its carrier SPIFFE ID, so an empty value still leaves a
+/// valid path.
+const VALUE_MARK: &str = "v";
 
 /// An HCL double-quoted string body: `\` and `"` escaped.
 fn escape(text: &str) -> String {
