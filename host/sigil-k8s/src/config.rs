@@ -82,7 +82,7 @@ enum GoDuration {
 pub struct ReconcileKinds {
     /// ClusterSPIFFEIDs.
     pub cluster_spiffe_ids: bool,
-    /// ClusterFederatedTrustDomains (read; not reconciled by this crate yet).
+    /// ClusterFederatedTrustDomains.
     pub cluster_federated_trust_domains: bool,
     /// ClusterStaticEntries.
     pub cluster_static_entries: bool,

@@ -20,8 +20,9 @@ use tokio::sync::Notify;
 
 use crate::config::ControllerConfig;
 use crate::core::{self, Snapshot, Templates};
-use crate::crd::{ClusterSPIFFEID, ClusterStaticEntry};
+use crate::crd::{ClusterFederatedTrustDomain, ClusterSPIFFEID, ClusterStaticEntry};
 use crate::entryapi::{EntryApi, EntryApiError};
+use crate::federation;
 
 /// How long a change waits for more before the reconcile: a rollout changes many pods at
 /// once, and one reconcile serves them all.
@@ -58,6 +59,7 @@ pub struct Outcome {
 struct Stores {
     spiffe_ids: Option<Store<ClusterSPIFFEID>>,
     static_entries: Option<Store<ClusterStaticEntry>>,
+    federated: Option<Store<ClusterFederatedTrustDomain>>,
     namespaces: Store<Namespace>,
     pods: Store<Pod>,
     nodes: Store<Node>,
@@ -108,6 +110,9 @@ impl Controller {
             static_entries: kinds
                 .cluster_static_entries
                 .then(|| watch::<ClusterStaticEntry>(&self.client, &changed)),
+            federated: kinds
+                .cluster_federated_trust_domains
+                .then(|| watch::<ClusterFederatedTrustDomain>(&self.client, &changed)),
             namespaces: watch::<Namespace>(&self.client, &changed),
             pods: watch::<Pod>(&self.client, &changed),
             nodes: watch::<Node>(&self.client, &changed),
@@ -125,6 +130,11 @@ impl Controller {
             match self.reconcile_once(&stores).await {
                 Ok(outcome) => tracing::debug!(?outcome, "reconciled"),
                 Err(e) => tracing::error!(error = %e, "reconcile failed"),
+            }
+            if let Some(federated) = &stores.federated
+                && let Err(e) = self.reconcile_federation(federated).await
+            {
+                tracing::error!(error = %e, "federation reconcile failed");
             }
             tokio::select! {
                 () = changed.notified() => {
@@ -211,6 +221,56 @@ impl Controller {
         Ok(outcome)
     }
 
+    /// Federation relationships from ClusterFederatedTrustDomains; how many changes the
+    /// server refused.
+    async fn reconcile_federation(
+        &self,
+        store: &Store<ClusterFederatedTrustDomain>,
+    ) -> Result<usize, ControllerError> {
+        let objects = store.state();
+        let refs: Vec<&ClusterFederatedTrustDomain> = objects.iter().map(|o| &**o).collect();
+        let declared = federation::declare(&self.config, &refs);
+        for problem in &declared.problems {
+            tracing::warn!("{problem}");
+        }
+        let current = self.entries.list_relationships().await?;
+        let plan = federation::plan(current, declared);
+        let mut failed = 0;
+        if !plan.delete.is_empty() {
+            let results = self.entries.delete_relationships(&plan.delete).await?;
+            for (td, result) in plan.delete.iter().zip(results) {
+                match result {
+                    None => tracing::info!(trust_domain = %td, "deleted federation relationship"),
+                    Some(e) => {
+                        failed += 1;
+                        tracing::error!(trust_domain = %td, error = %e, "failed to delete federation relationship");
+                    }
+                }
+            }
+        }
+        for (call, relationships) in [("create", &plan.create), ("update", &plan.update)] {
+            if relationships.is_empty() {
+                continue;
+            }
+            let results = if call == "create" {
+                self.entries.create_relationships(relationships).await?
+            } else {
+                self.entries.update_relationships(relationships).await?
+            };
+            for (relationship, result) in relationships.iter().zip(results) {
+                let td = relationship.trust_domain.name();
+                match result {
+                    None => tracing::info!(trust_domain = td, "{call}d federation relationship"),
+                    Some(e) => {
+                        failed += 1;
+                        tracing::error!(trust_domain = td, error = %e, "failed to {call} federation relationship");
+                    }
+                }
+            }
+        }
+        Ok(failed)
+    }
+
     /// Write the statuses that changed; a failed write is logged and retried by the next
     /// reconcile (the status still differs then).
     async fn write_statuses(&self, snapshot: &Snapshot, declaration: &core::Declaration) -> usize {
@@ -265,6 +325,9 @@ impl Stores {
             let _ = s.wait_until_ready().await;
         }
         if let Some(s) = &self.static_entries {
+            let _ = s.wait_until_ready().await;
+        }
+        if let Some(s) = &self.federated {
             let _ = s.wait_until_ready().await;
         }
         let _ = self.namespaces.wait_until_ready().await;

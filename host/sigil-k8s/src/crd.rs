@@ -185,16 +185,49 @@ pub struct ClusterStaticEntryStatus {
     pub set: bool,
 }
 
-/// `ClusterFederatedTrustDomain` (read for its class only; federation relationships are not
-/// reconciled by this crate yet).
+/// `ClusterFederatedTrustDomain`: a federation relationship.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClusterFederatedTrustDomain {
     /// Object metadata.
     #[serde(default)]
     pub metadata: ObjectMeta,
-    /// The relationship, kept as sent.
-    #[serde(default)]
-    pub spec: serde_json::Value,
+    /// The relationship.
+    pub spec: ClusterFederatedTrustDomainSpec,
+}
+
+/// `ClusterFederatedTrustDomain.spec`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterFederatedTrustDomainSpec {
+    /// The foreign trust domain.
+    pub trust_domain: String,
+    /// Its bundle endpoint (https).
+    #[serde(rename = "bundleEndpointURL")]
+    pub bundle_endpoint_url: String,
+    /// How the endpoint is authenticated.
+    pub bundle_endpoint_profile: BundleEndpointProfile,
+    /// Its bundle to start from (SPIFFE bundle JSON), if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trust_domain_bundle: String,
+    /// The controller class that handles this object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub class_name: String,
+}
+
+/// `bundleEndpointProfile`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleEndpointProfile {
+    /// `https_web` or `https_spiffe`.
+    #[serde(rename = "type")]
+    pub profile_type: String,
+    /// The endpoint's SPIFFE ID (`https_spiffe` only).
+    #[serde(
+        default,
+        rename = "endpointSPIFFEID",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub endpoint_spiffe_id: String,
 }
 
 macro_rules! cluster_resource {

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use sigil_proto::spire::api::server::entry::v1 as api;
+use sigil_proto::spire::api::server::trustdomain::v1 as tdapi;
 use sigil_proto::spire::api::types as wire;
-use sigil_types::SpiffeId;
+use sigil_types::{FederationRelationship, SpiffeId};
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -51,10 +52,11 @@ pub enum EntryApiError {
 /// The outcome of one entry of a batch: `None` when it worked, else the server's reason.
 pub type Outcome = Option<String>;
 
-/// A client of the entry API.
+/// A client of the admin socket's entry and trust domain APIs.
 #[derive(Debug, Clone)]
 pub struct EntryApi {
     client: api::entry_client::EntryClient<Channel>,
+    trust_domains: tdapi::trust_domain_client::TrustDomainClient<Channel>,
 }
 
 impl EntryApi {
@@ -71,7 +73,8 @@ impl EntryApi {
                     }
                 }));
         Ok(EntryApi {
-            client: api::entry_client::EntryClient::new(channel),
+            client: api::entry_client::EntryClient::new(channel.clone()),
+            trust_domains: tdapi::trust_domain_client::TrustDomainClient::new(channel),
         })
     }
 
@@ -165,6 +168,128 @@ impl EntryApi {
                 .await
                 .map_err(|status| EntryApiError::Call {
                     call: "BatchDeleteEntry",
+                    status: Box::new(status),
+                })?
+                .into_inner();
+            outcomes.extend(outcomes_of(
+                batch.len(),
+                response.results.into_iter().map(|r| r.status),
+            ));
+        }
+        Ok(outcomes)
+    }
+}
+
+impl EntryApi {
+    /// Every federation relationship on the server.
+    pub async fn list_relationships(&self) -> Result<Vec<FederationRelationship>, EntryApiError> {
+        let mut client = self.trust_domains.clone();
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list_federation_relationships(tdapi::ListFederationRelationshipsRequest {
+                    output_mask: None,
+                    page_size: LIST_PAGE,
+                    page_token,
+                })
+                .await
+                .map_err(|status| EntryApiError::Call {
+                    call: "ListFederationRelationships",
+                    status: Box::new(status),
+                })?
+                .into_inner();
+            for relationship in &page.federation_relationships {
+                out.push(FederationRelationship::try_from(relationship).map_err(|e| {
+                    EntryApiError::BadEntry {
+                        id: relationship.trust_domain.clone(),
+                        reason: e.to_string(),
+                    }
+                })?);
+            }
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// Create `relationships`; one outcome each.
+    pub async fn create_relationships(
+        &self,
+        relationships: &[FederationRelationship],
+    ) -> Result<Vec<Outcome>, EntryApiError> {
+        let mut client = self.trust_domains.clone();
+        let mut outcomes = Vec::with_capacity(relationships.len());
+        for batch in relationships.chunks(CREATE_BATCH) {
+            let response = client
+                .batch_create_federation_relationship(
+                    tdapi::BatchCreateFederationRelationshipRequest {
+                        federation_relationships: batch.iter().map(Into::into).collect(),
+                        output_mask: None,
+                    },
+                )
+                .await
+                .map_err(|status| EntryApiError::Call {
+                    call: "BatchCreateFederationRelationship",
+                    status: Box::new(status),
+                })?
+                .into_inner();
+            outcomes.extend(outcomes_of(
+                batch.len(),
+                response.results.into_iter().map(|r| r.status),
+            ));
+        }
+        Ok(outcomes)
+    }
+
+    /// Update `relationships` (every field); one outcome each.
+    pub async fn update_relationships(
+        &self,
+        relationships: &[FederationRelationship],
+    ) -> Result<Vec<Outcome>, EntryApiError> {
+        let mut client = self.trust_domains.clone();
+        let mut outcomes = Vec::with_capacity(relationships.len());
+        for batch in relationships.chunks(UPDATE_BATCH) {
+            let response = client
+                .batch_update_federation_relationship(
+                    tdapi::BatchUpdateFederationRelationshipRequest {
+                        federation_relationships: batch.iter().map(Into::into).collect(),
+                        input_mask: None,
+                        output_mask: None,
+                    },
+                )
+                .await
+                .map_err(|status| EntryApiError::Call {
+                    call: "BatchUpdateFederationRelationship",
+                    status: Box::new(status),
+                })?
+                .into_inner();
+            outcomes.extend(outcomes_of(
+                batch.len(),
+                response.results.into_iter().map(|r| r.status),
+            ));
+        }
+        Ok(outcomes)
+    }
+
+    /// Delete the relationships with `trust_domains`; one outcome each.
+    pub async fn delete_relationships(
+        &self,
+        trust_domains: &[String],
+    ) -> Result<Vec<Outcome>, EntryApiError> {
+        let mut client = self.trust_domains.clone();
+        let mut outcomes = Vec::with_capacity(trust_domains.len());
+        for batch in trust_domains.chunks(DELETE_BATCH) {
+            let response = client
+                .batch_delete_federation_relationship(
+                    tdapi::BatchDeleteFederationRelationshipRequest {
+                        trust_domains: batch.to_vec(),
+                    },
+                )
+                .await
+                .map_err(|status| EntryApiError::Call {
+                    call: "BatchDeleteFederationRelationship",
                     status: Box::new(status),
                 })?
                 .into_inner();

@@ -62,6 +62,27 @@ async fn wait_for(
     }
 }
 
+async fn wait_for_relationships(
+    entries: &EntryApi,
+    done: impl Fn(&[sigil_types::FederationRelationship]) -> bool,
+) -> (Vec<sigil_types::FederationRelationship>, Duration) {
+    let start = Instant::now();
+    loop {
+        let now = entries
+            .list_relationships()
+            .await
+            .expect("list relationships");
+        if done(&now) {
+            return (now, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "timed out: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn with_pod_uid<'a>(entries: &'a [Entry], uid: &str) -> Vec<&'a Entry> {
     let selector = ("k8s".to_owned(), format!("pod-uid:{uid}"));
     entries
@@ -209,7 +230,7 @@ async fn pods_get_entries_from_a_cluster_spiffe_id_and_lose_them_when_deleted() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entries_of_others_are_left_alone_and_static_entries_applied() {
+async fn entries_of_others_are_left_alone_and_static_entries_and_federation_applied() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = InProcessServer::start(dir.path()).await;
     let api = ApiServer::start();
@@ -221,6 +242,20 @@ async fn entries_of_others_are_left_alone_and_static_entries_applied() {
                 "spiffeID": "spiffe://example.org/db",
                 "parentID": "spiffe://example.org/spire/agent/k8s_psat/demo/node-uid-1",
                 "selectors": ["unix:uid:1001"],
+            }
+        }),
+    );
+    api.put(
+        "clusterfederatedtrustdomains",
+        json!({
+            "metadata": {"name": "partner"},
+            "spec": {
+                "trustDomain": "partner.org",
+                "bundleEndpointURL": "https://127.0.0.1:1/bundle",
+                "bundleEndpointProfile": {
+                    "type": "https_spiffe",
+                    "endpointSPIFFEID": "spiffe://partner.org/spire/server",
+                },
             }
         }),
     );
@@ -275,6 +310,15 @@ async fn entries_of_others_are_left_alone_and_static_entries_applied() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The federation relationship follows its object, in and out.
+    let (relationships, _) = wait_for_relationships(&entries, |r| r.len() == 1).await;
+    assert_eq!(relationships[0].trust_domain.name(), "partner.org");
+    assert_eq!(
+        relationships[0].bundle_endpoint_url,
+        "https://127.0.0.1:1/bundle"
+    );
+    api.delete("clusterfederatedtrustdomains", "", "partner");
+    wait_for_relationships(&entries, <[_]>::is_empty).await;
     let _ = stop.send(());
     running.await.expect("join").expect("controller");
 }
