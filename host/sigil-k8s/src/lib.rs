@@ -18,6 +18,7 @@ pub mod core;
 pub mod crd;
 pub mod entryapi;
 pub mod federation;
+pub mod kubeclient;
 pub mod render;
 pub mod selector;
 

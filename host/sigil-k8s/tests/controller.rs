@@ -39,7 +39,7 @@ async fn kube_client(api: &ApiServer, dir: &std::path::Path) -> kube::Client {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("client config");
-    kube::Client::try_from(config).expect("client")
+    sigil_k8s::kubeclient::client(config).expect("client")
 }
 
 /// Poll the server's entries until `done` holds; the entries then, and how long it took.

@@ -21,7 +21,7 @@ async fn client(api: &ApiServer, dir: &std::path::Path) -> kube::Client {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("config");
-    kube::Client::try_from(config).expect("client")
+    sigil_k8s::kubeclient::client(config).expect("client")
 }
 
 #[tokio::test]

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let client = match kube::Client::try_default().await {
+        let client = match sigil_k8s::kubeclient::infer().await {
             Ok(client) => client,
             Err(e) => {
                 eprintln!("Kubernetes client: {e}");
