@@ -114,3 +114,47 @@ fn decode(data: &str, field: &str) -> Result<Vec<u8>, String> {
         .decode(data.trim())
         .map_err(|e| format!("{field}: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(config: kube::Config) -> String {
+        match client(config) {
+            Ok(_) => panic!("the configuration was accepted"),
+            Err(e) => e,
+        }
+    }
+
+    fn config() -> kube::Config {
+        kube::Config::new("https://127.0.0.1:6443".parse().expect("uri"))
+    }
+
+    #[tokio::test]
+    async fn refusals_are_named() {
+        let err = refusal(config());
+        assert!(err.contains("no CA certificate"), "{err}");
+        let mut insecure = config();
+        insecure.accept_invalid_certs = true;
+        let err = refusal(insecure);
+        assert!(err.contains("insecure-skip-tls-verify"), "{err}");
+        let ca = sigil_testkit::https::TestTls::new().ca_pem;
+        let ca = CertificateDer::from_pem_slice(ca.as_bytes()).expect("CA");
+        let mut half = config();
+        half.root_cert = Some(vec![ca.to_vec()]);
+        half.auth_info.client_certificate_data = Some("LS0tLS0=".into());
+        let err = refusal(half.clone());
+        assert!(err.contains("needs its key"), "{err}");
+        let mut garbled = half.clone();
+        garbled.auth_info.client_certificate_data = Some("%%%".into());
+        garbled.auth_info.client_key_data = Some("%%%".to_owned().into());
+        let err = refusal(garbled);
+        assert!(err.contains("client-certificate-data"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn plain_http_needs_no_ca() {
+        let config = kube::Config::new("http://127.0.0.1:8080".parse().expect("uri"));
+        assert!(client(config).is_ok());
+    }
+}
