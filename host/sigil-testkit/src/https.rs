@@ -2,11 +2,15 @@
 //! calls as a client (the Kubernetes API server, a kubelet, an allow-listed HTTP endpoint).
 //!
 //! One thread per connection and one request per connection (`Connection: close`): clients
-//! reconnect, which is what the tests want to count. Every request is recorded.
+//! reconnect, which is what the tests want to count. Every request is recorded. A response
+//! may stream (chunked transfer encoding) until its sender goes away or its time is up, as a
+//! Kubernetes watch does.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -62,6 +66,8 @@ pub struct Response {
     pub status: u16,
     /// The body, sent as `application/json`.
     pub body: Vec<u8>,
+    /// When set, the body is streamed instead: chunks as they arrive.
+    pub stream: Option<Stream>,
 }
 
 impl Response {
@@ -70,9 +76,38 @@ impl Response {
         Response {
             status,
             body: body.into(),
+            stream: None,
+        }
+    }
+
+    /// A streamed answer: every message of `chunks` is sent as a chunk as soon as it
+    /// arrives; the response ends when the sender is dropped or after `limit`.
+    pub fn streaming(status: u16, chunks: Receiver<Vec<u8>>, limit: Duration) -> Self {
+        Response {
+            status,
+            body: Vec::new(),
+            stream: Some(Stream {
+                chunks: Arc::new(Mutex::new(chunks)),
+                limit,
+            }),
         }
     }
 }
+
+/// The body of a streamed [`Response`].
+#[derive(Debug, Clone)]
+pub struct Stream {
+    chunks: Arc<Mutex<Receiver<Vec<u8>>>>,
+    limit: Duration,
+}
+
+impl PartialEq for Stream {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.chunks, &other.chunks)
+    }
+}
+
+impl Eq for Stream {}
 
 /// Answers requests.
 pub type Handler = dyn Fn(&Request) -> Response + Send + Sync;
@@ -193,6 +228,10 @@ fn serve<S: Read + Write>(stream: S, handler: &Handler, log: &Mutex<Vec<Request>
         .push(request.clone());
     let response = handler(&request);
     let mut stream = reader.into_inner();
+    if let Some(body) = &response.stream {
+        stream_body(&mut stream, response.status, body);
+        return;
+    }
     let head = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         response.status,
@@ -201,6 +240,46 @@ fn serve<S: Read + Write>(stream: S, handler: &Handler, log: &Mutex<Vec<Request>
     );
     let _ = stream.write_all(head.as_bytes());
     let _ = stream.write_all(&response.body);
+    let _ = stream.flush();
+}
+
+/// Send a chunked response from `body` until its sender is gone, its time is up, or the
+/// client hangs up.
+fn stream_body<S: Write>(stream: &mut S, status: u16, body: &Stream) {
+    let head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        reason(status)
+    );
+    if stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.flush())
+        .is_err()
+    {
+        return;
+    }
+    let deadline = Instant::now() + body.limit;
+    let chunks = body.chunks.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match chunks.recv_timeout(left) {
+            Ok(chunk) if chunk.is_empty() => {}
+            Ok(chunk) => {
+                let framed = stream
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .and_then(|()| stream.write_all(&chunk))
+                    .and_then(|()| stream.write_all(b"\r\n"))
+                    .and_then(|()| stream.flush());
+                if framed.is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
     let _ = stream.flush();
 }
 
@@ -213,6 +292,9 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         409 => "Conflict",
+        410 => "Gone",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
         500 => "Internal Server Error",
         _ => "Status",
     }
