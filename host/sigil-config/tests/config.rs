@@ -546,3 +546,20 @@ fn the_deployed_server_conf_loads() {
     assert_eq!(config.plugins.node_attestors[0].name, "k8s_psat");
     assert_eq!(config.plugins.notifiers[0].name, "k8sbundle");
 }
+
+#[test]
+fn the_deployed_agent_conf_loads() {
+    let text = manifest_block("base/40-agent.yaml", "agent.conf");
+    let config = AgentConfig::parse(&text, "deploy/base/40-agent.yaml", false)
+        .expect("the agent.conf of deploy/ loads");
+    assert_eq!(config.plugins.node_attestor.name, "k8s_psat");
+    assert!(
+        config
+            .plugins
+            .workload_attestors
+            .iter()
+            .any(|p| p.name == "k8s"),
+        "{:?}",
+        config.plugins.workload_attestors
+    );
+}
