@@ -109,74 +109,62 @@ impl EntryApi {
 
     /// Create `entries`; one outcome per entry, in order.
     pub async fn create(&self, entries: &[Entry]) -> Result<Vec<Outcome>, EntryApiError> {
-        let mut client = self.client.clone();
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for batch in entries.chunks(CREATE_BATCH) {
-            let response = client
-                .batch_create_entry(api::BatchCreateEntryRequest {
-                    entries: batch.iter().map(to_wire).collect(),
-                    output_mask: None,
-                })
-                .await
-                .map_err(|status| EntryApiError::Call {
-                    call: "BatchCreateEntry",
-                    status: Box::new(status),
-                })?
-                .into_inner();
-            outcomes.extend(outcomes_of(
-                batch.len(),
-                response.results.into_iter().map(|r| r.status),
-            ));
-        }
-        Ok(outcomes)
+        batched(entries, CREATE_BATCH, "BatchCreateEntry", |batch| {
+            let mut client = self.client.clone();
+            let request = api::BatchCreateEntryRequest {
+                entries: batch.iter().map(to_wire).collect(),
+                output_mask: None,
+            };
+            async move {
+                let results = client
+                    .batch_create_entry(request)
+                    .await?
+                    .into_inner()
+                    .results;
+                Ok(results.into_iter().map(|r| r.status).collect())
+            }
+        })
+        .await
     }
 
     /// Update `entries` (every field, no mask, as upstream); one outcome per entry.
     pub async fn update(&self, entries: &[Entry]) -> Result<Vec<Outcome>, EntryApiError> {
-        let mut client = self.client.clone();
-        let mut outcomes = Vec::with_capacity(entries.len());
-        for batch in entries.chunks(UPDATE_BATCH) {
-            let response = client
-                .batch_update_entry(api::BatchUpdateEntryRequest {
-                    entries: batch.iter().map(to_wire).collect(),
-                    input_mask: None,
-                    output_mask: None,
-                })
-                .await
-                .map_err(|status| EntryApiError::Call {
-                    call: "BatchUpdateEntry",
-                    status: Box::new(status),
-                })?
-                .into_inner();
-            outcomes.extend(outcomes_of(
-                batch.len(),
-                response.results.into_iter().map(|r| r.status),
-            ));
-        }
-        Ok(outcomes)
+        batched(entries, UPDATE_BATCH, "BatchUpdateEntry", |batch| {
+            let mut client = self.client.clone();
+            let request = api::BatchUpdateEntryRequest {
+                entries: batch.iter().map(to_wire).collect(),
+                input_mask: None,
+                output_mask: None,
+            };
+            async move {
+                let results = client
+                    .batch_update_entry(request)
+                    .await?
+                    .into_inner()
+                    .results;
+                Ok(results.into_iter().map(|r| r.status).collect())
+            }
+        })
+        .await
     }
 
     /// Delete the entries `ids`; one outcome per ID.
     pub async fn delete(&self, ids: &[String]) -> Result<Vec<Outcome>, EntryApiError> {
-        let mut client = self.client.clone();
-        let mut outcomes = Vec::with_capacity(ids.len());
-        for batch in ids.chunks(DELETE_BATCH) {
-            let response = client
-                .batch_delete_entry(api::BatchDeleteEntryRequest {
-                    ids: batch.to_vec(),
-                })
-                .await
-                .map_err(|status| EntryApiError::Call {
-                    call: "BatchDeleteEntry",
-                    status: Box::new(status),
-                })?
-                .into_inner();
-            outcomes.extend(outcomes_of(
-                batch.len(),
-                response.results.into_iter().map(|r| r.status),
-            ));
-        }
-        Ok(outcomes)
+        batched(ids, DELETE_BATCH, "BatchDeleteEntry", |batch| {
+            let mut client = self.client.clone();
+            let request = api::BatchDeleteEntryRequest {
+                ids: batch.to_vec(),
+            };
+            async move {
+                let results = client
+                    .batch_delete_entry(request)
+                    .await?
+                    .into_inner()
+                    .results;
+                Ok(results.into_iter().map(|r| r.status).collect())
+            }
+        })
+        .await
     }
 }
 
@@ -219,28 +207,24 @@ impl EntryApi {
         &self,
         relationships: &[FederationRelationship],
     ) -> Result<Vec<Outcome>, EntryApiError> {
-        let mut client = self.trust_domains.clone();
-        let mut outcomes = Vec::with_capacity(relationships.len());
-        for batch in relationships.chunks(CREATE_BATCH) {
-            let response = client
-                .batch_create_federation_relationship(
-                    tdapi::BatchCreateFederationRelationshipRequest {
-                        federation_relationships: batch.iter().map(Into::into).collect(),
-                        output_mask: None,
-                    },
-                )
-                .await
-                .map_err(|status| EntryApiError::Call {
-                    call: "BatchCreateFederationRelationship",
-                    status: Box::new(status),
-                })?
-                .into_inner();
-            outcomes.extend(outcomes_of(
-                batch.len(),
-                response.results.into_iter().map(|r| r.status),
-            ));
-        }
-        Ok(outcomes)
+        batched(
+            relationships,
+            CREATE_BATCH,
+            "BatchCreateFederationRelationship",
+            |batch| {
+                let mut client = self.trust_domains.clone();
+                let request = tdapi::BatchCreateFederationRelationshipRequest {
+                    federation_relationships: batch.iter().map(Into::into).collect(),
+                    output_mask: None,
+                };
+                async move {
+                    let response = client.batch_create_federation_relationship(request).await?;
+                    let results = response.into_inner().results;
+                    Ok(results.into_iter().map(|r| r.status).collect())
+                }
+            },
+        )
+        .await
     }
 
     /// Update `relationships` (every field); one outcome each.
@@ -248,29 +232,25 @@ impl EntryApi {
         &self,
         relationships: &[FederationRelationship],
     ) -> Result<Vec<Outcome>, EntryApiError> {
-        let mut client = self.trust_domains.clone();
-        let mut outcomes = Vec::with_capacity(relationships.len());
-        for batch in relationships.chunks(UPDATE_BATCH) {
-            let response = client
-                .batch_update_federation_relationship(
-                    tdapi::BatchUpdateFederationRelationshipRequest {
-                        federation_relationships: batch.iter().map(Into::into).collect(),
-                        input_mask: None,
-                        output_mask: None,
-                    },
-                )
-                .await
-                .map_err(|status| EntryApiError::Call {
-                    call: "BatchUpdateFederationRelationship",
-                    status: Box::new(status),
-                })?
-                .into_inner();
-            outcomes.extend(outcomes_of(
-                batch.len(),
-                response.results.into_iter().map(|r| r.status),
-            ));
-        }
-        Ok(outcomes)
+        batched(
+            relationships,
+            UPDATE_BATCH,
+            "BatchUpdateFederationRelationship",
+            |batch| {
+                let mut client = self.trust_domains.clone();
+                let request = tdapi::BatchUpdateFederationRelationshipRequest {
+                    federation_relationships: batch.iter().map(Into::into).collect(),
+                    input_mask: None,
+                    output_mask: None,
+                };
+                async move {
+                    let response = client.batch_update_federation_relationship(request).await?;
+                    let results = response.into_inner().results;
+                    Ok(results.into_iter().map(|r| r.status).collect())
+                }
+            },
+        )
+        .await
     }
 
     /// Delete the relationships with `trust_domains`; one outcome each.
@@ -278,28 +258,47 @@ impl EntryApi {
         &self,
         trust_domains: &[String],
     ) -> Result<Vec<Outcome>, EntryApiError> {
-        let mut client = self.trust_domains.clone();
-        let mut outcomes = Vec::with_capacity(trust_domains.len());
-        for batch in trust_domains.chunks(DELETE_BATCH) {
-            let response = client
-                .batch_delete_federation_relationship(
-                    tdapi::BatchDeleteFederationRelationshipRequest {
-                        trust_domains: batch.to_vec(),
-                    },
-                )
-                .await
-                .map_err(|status| EntryApiError::Call {
-                    call: "BatchDeleteFederationRelationship",
-                    status: Box::new(status),
-                })?
-                .into_inner();
-            outcomes.extend(outcomes_of(
-                batch.len(),
-                response.results.into_iter().map(|r| r.status),
-            ));
-        }
-        Ok(outcomes)
+        batched(
+            trust_domains,
+            DELETE_BATCH,
+            "BatchDeleteFederationRelationship",
+            |batch| {
+                let mut client = self.trust_domains.clone();
+                let request = tdapi::BatchDeleteFederationRelationshipRequest {
+                    trust_domains: batch.to_vec(),
+                };
+                async move {
+                    let response = client.batch_delete_federation_relationship(request).await?;
+                    let results = response.into_inner().results;
+                    Ok(results.into_iter().map(|r| r.status).collect())
+                }
+            },
+        )
+        .await
     }
+}
+
+/// Send `items` through `call` in batches of `size`; one outcome per item, in order. `name`
+/// is the RPC, for errors.
+async fn batched<T, F, Fut>(
+    items: &[T],
+    size: usize,
+    name: &'static str,
+    mut call: F,
+) -> Result<Vec<Outcome>, EntryApiError>
+where
+    F: FnMut(&[T]) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Option<wire::Status>>, tonic::Status>>,
+{
+    let mut outcomes = Vec::with_capacity(items.len());
+    for batch in items.chunks(size) {
+        let statuses = call(batch).await.map_err(|status| EntryApiError::Call {
+            call: name,
+            status: Box::new(status),
+        })?;
+        outcomes.extend(outcomes_of(batch.len(), statuses.into_iter()));
+    }
+    Ok(outcomes)
 }
 
 /// One outcome per request entry; a result the server left out counts as a failure.
