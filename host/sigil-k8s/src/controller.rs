@@ -274,49 +274,68 @@ impl Controller {
     /// Write the statuses that changed; a failed write is logged and retried by the next
     /// reconcile (the status still differs then).
     async fn write_statuses(&self, snapshot: &Snapshot, declaration: &core::Declaration) -> usize {
-        let mut written = 0;
-        let api: Api<ClusterSPIFFEID> = Api::all(self.client.clone());
-        for object in &snapshot.cluster_spiffe_ids {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            let Some(next) = declaration.spiffe_id_status.get(&name) else {
-                continue;
-            };
-            if object.status.as_ref() == Some(next) {
-                continue;
-            }
-            let patch = Patch::Merge(serde_json::json!({ "status": next }));
-            match api
-                .patch_status(&name, &PatchParams::default(), &patch)
-                .await
-            {
-                Ok(_) => written += 1,
-                Err(e) => {
-                    tracing::error!(name, error = %e, "failed to update ClusterSPIFFEID status")
-                }
-            }
-        }
-        let api: Api<ClusterStaticEntry> = Api::all(self.client.clone());
-        for object in &snapshot.cluster_static_entries {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            let Some(next) = declaration.static_status.get(&name) else {
-                continue;
-            };
-            if object.status.as_ref() == Some(next) {
-                continue;
-            }
-            let patch = Patch::Merge(serde_json::json!({ "status": next }));
-            match api
-                .patch_status(&name, &PatchParams::default(), &patch)
-                .await
-            {
-                Ok(_) => written += 1,
-                Err(e) => {
-                    tracing::error!(name, error = %e, "failed to update ClusterStaticEntry status")
-                }
-            }
-        }
-        written
+        let spiffe_ids = snapshot.cluster_spiffe_ids.iter().map(|o| {
+            (
+                o.metadata.name.clone().unwrap_or_default(),
+                o.status.as_ref(),
+            )
+        });
+        let statics = snapshot.cluster_static_entries.iter().map(|o| {
+            (
+                o.metadata.name.clone().unwrap_or_default(),
+                o.status.as_ref(),
+            )
+        });
+        patch_changed_statuses::<ClusterSPIFFEID, _>(
+            &self.client,
+            spiffe_ids,
+            &declaration.spiffe_id_status,
+        )
+        .await
+            + patch_changed_statuses::<ClusterStaticEntry, _>(
+                &self.client,
+                statics,
+                &declaration.static_status,
+            )
+            .await
     }
+}
+
+/// Merge-patch the status of each `(name, current status)` object of kind `K` whose wanted
+/// status differs; the number written. A failed write is logged.
+async fn patch_changed_statuses<'a, K, S>(
+    client: &Client,
+    objects: impl Iterator<Item = (String, Option<&'a S>)>,
+    wanted: &std::collections::BTreeMap<String, S>,
+) -> usize
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: PartialEq + serde::Serialize + 'a,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let mut written = 0;
+    for (name, current) in objects {
+        let Some(next) = wanted.get(&name) else {
+            continue;
+        };
+        if current == Some(next) {
+            continue;
+        }
+        let patch = Patch::Merge(serde_json::json!({ "status": next }));
+        match api
+            .patch_status(&name, &PatchParams::default(), &patch)
+            .await
+        {
+            Ok(_) => written += 1,
+            Err(e) => tracing::error!(
+                name,
+                kind = %K::kind(&()),
+                error = %e,
+                "failed to update the status"
+            ),
+        }
+    }
+    written
 }
 
 impl Stores {
